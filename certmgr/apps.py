@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CertmgrConfig(AppConfig):
+    name = "certmgr"
+    verbose_name = "Certificates"

@@ -1,0 +1,199 @@
+"""The certificate domain: certificates of every kind and the audit trail.
+
+A certificate's status is derived from its expiry and the current time, never stored: see
+status_conditions(), which both the list filters and the status badge use, so that what is
+counted, filtered and shown always agrees.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Case, Q, Value, When
+from django.urls import reverse
+
+from institutions.models import visible_institution_ids
+
+from . import encryption
+
+
+class CertificateStatus(models.TextChoices):
+    VALID = "valid", "Valid"
+    EXPIRING = "expiring", "Expiring"
+    CRITICAL = "critical", "Critical"
+    EXPIRED = "expired", "Expired"
+    NOT_YET_VALID = "not_yet_valid", "Not yet valid"
+    UNVERIFIED = "unverified", "Unverified"
+
+
+def status_conditions(now: datetime) -> list[tuple[str, Q]]:
+    """The status rules in order of precedence: the first condition that holds wins, and a
+    certificate that meets none is valid.
+
+    An expiry typed by hand ("unverified") only shows as such while the date is far off:
+    an expired or critical certificate is reported as expired or critical whatever the source.
+    """
+    critical = now + timedelta(days=settings.CERTMGR_CRITICAL_DAYS)
+    warning = now + timedelta(days=settings.CERTMGR_WARNING_DAYS)
+    return [
+        (CertificateStatus.EXPIRED, Q(expires_at__lt=now)),
+        (CertificateStatus.NOT_YET_VALID, Q(not_before__gt=now)),
+        (CertificateStatus.CRITICAL, Q(expires_at__lte=critical)),
+        (CertificateStatus.EXPIRING, Q(expires_at__lte=warning)),
+        (CertificateStatus.UNVERIFIED, Q(expiry_source="manual")),
+    ]
+
+
+def status_q(status: str, now: datetime) -> Q:
+    """A filter selecting exactly the certificates whose status is `status` at `now`."""
+    if status not in CertificateStatus.values:
+        raise ValueError(f"unknown certificate status {status!r}")
+    query = Q()
+    for name, condition in status_conditions(now):
+        if name == status:
+            return query & condition
+        query &= ~condition
+    return query  # valid: none of the conditions holds
+
+
+class CertificateQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "CertificateQuerySet":
+        """Certificates of the institutions the user may read (all of them for staff)."""
+        return self.filter(institution__in=visible_institution_ids(user))
+
+    def with_status(self, now: datetime) -> "CertificateQuerySet":
+        """Annotate each certificate with its `status` at `now`."""
+        whens = [When(condition, then=Value(name)) for name, condition in status_conditions(now)]
+        return self.annotate(status=Case(*whens, default=Value(CertificateStatus.VALID.value)))
+
+
+class Certificate(models.Model):
+    class Kind(models.TextChoices):
+        SSL = "ssl", "SSL"
+        APPLE_MERCHANT_IDENTITY = "apple_merchant_identity", "Apple Pay merchant identity"
+        APPLE_PAYMENT_PROCESSING = "apple_payment_processing", "Apple Pay payment processing"
+        APPLE_IDENTITY_PROOF = "apple_identity_proof", "Apple Pay identity proof"
+
+    class Source(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        MANAGED = "managed", "Managed (ACME)"
+
+    class ExpirySource(models.TextChoices):
+        PARSED = "parsed", "Read from the certificate"
+        MANUAL = "manual", "Entered by hand"
+
+    institution = models.ForeignKey(
+        "institutions.Institution", on_delete=models.CASCADE, related_name="certificates"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.SSL)
+    name = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.UPLOADED)
+
+    certificate_pem = models.TextField(blank=True)
+    chain_pem = models.TextField(blank=True)
+    # The file as uploaded, kept when it could not be read as X.509 (manual expiry).
+    content = models.BinaryField(blank=True, default=b"")
+    # Fernet token of the PKCS#8 PEM key; never rendered, see encryption.py.
+    private_key_encrypted = models.TextField(blank=True)
+
+    subject = models.TextField(blank=True)
+    common_name = models.CharField(max_length=255, blank=True)
+    issuer = models.TextField(blank=True)
+    domains = models.JSONField(default=list, blank=True)
+    serial_number = models.CharField(max_length=64, blank=True)
+    fingerprint_sha256 = models.CharField(max_length=95, blank=True, db_index=True)
+    key_type = models.CharField(max_length=16, blank=True)
+    key_size = models.PositiveIntegerField(null=True, blank=True)
+    key_curve = models.CharField(max_length=16, blank=True)
+    signature_hash = models.CharField(max_length=16, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+
+    expires_at = models.DateTimeField(db_index=True)
+    expiry_source = models.CharField(
+        max_length=10, choices=ExpirySource.choices, default=ExpirySource.PARSED
+    )
+
+    replaces = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaced_by"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CertificateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["expires_at", "pk"]
+        indexes = [
+            models.Index(fields=["institution", "expires_at"], name="cert_institution_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("certificate_detail", args=[self.pk])
+
+    @property
+    def has_private_key(self) -> bool:
+        return bool(self.private_key_encrypted)
+
+    @property
+    def is_unverified(self) -> bool:
+        return self.expiry_source == self.ExpirySource.MANUAL
+
+    @property
+    def key_description(self) -> str:
+        if self.key_curve:
+            return f"{self.key_type} {self.key_curve}"
+        if self.key_size:
+            return f"{self.key_type} {self.key_size}"
+        return self.key_type
+
+    def private_key_set(self, pem: str | None) -> None:
+        """Store the private key encrypted (or clear it); the plaintext is never kept."""
+        self.private_key_encrypted = encryption.encrypt(pem.encode()) if pem else ""
+
+    def private_key_pem(self) -> str:
+        """The decrypted key, for deployment only: never render or log it."""
+        return encryption.decrypt(self.private_key_encrypted).decode()
+
+    def public_bundle_pem(self) -> str:
+        """Leaf followed by its intermediates, as served by a TLS server."""
+        return self.certificate_pem + self.chain_pem
+
+    def days_left(self, now: datetime) -> int:
+        return (self.expires_at - now).days
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, and when. Rows are never changed after they are written."""
+
+    class Action(models.TextChoices):
+        CERTIFICATE_UPLOAD = "certificate.upload", "Certificate uploaded"
+        CERTIFICATE_DELETE = "certificate.delete", "Certificate deleted"
+
+    institution = models.ForeignKey(
+        "institutions.Institution",
+        on_delete=models.CASCADE,
+        related_name="audit_events",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    action = models.CharField(max_length=40, choices=Action.choices)
+    target_type = models.CharField(max_length=40)
+    target_id = models.BigIntegerField()
+    target_repr = models.CharField(max_length=255)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.target_repr}"

@@ -1,0 +1,79 @@
+"""Institutions (tenants) and who may see or change what in them.
+
+Every object of the back office belongs to an institution. What a user may see is decided in
+one place, InstitutionQuerySet.visible_to(), and what they may change in managed_by(); other
+apps scope their querysets through these.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class InstitutionQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "InstitutionQuerySet":
+        """Institutions the user may read: all for staff, else those they are a member of."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        return self.filter(memberships__user=user)
+
+    def managed_by(self, user) -> "InstitutionQuerySet":
+        """Institutions in which the user may write: all for staff, else where they manage."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        return self.filter(memberships__user=user, memberships__role=Membership.Role.MANAGER)
+
+
+class Institution(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InstitutionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        MANAGER = "manager", "Manager"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "institution"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.institution}"
+
+
+def visible_institution_ids(user):
+    """A subquery of the ids of the institutions the user may read, for filtering other models."""
+    return Institution.objects.visible_to(user).values("pk")
+
+
+def user_can_manage(user, institution: Institution) -> bool:
+    """True when the user may write in the institution (manager role, or staff)."""
+    if not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    return Membership.objects.filter(
+        user=user, institution=institution, role=Membership.Role.MANAGER
+    ).exists()

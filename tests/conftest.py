@@ -1,0 +1,103 @@
+"""Shared fixtures: the named cast, generated PKI material, and real-program checks.
+
+The cast (after healthchecks): Alice manages Acme Tickets, Bob is a viewer at Acme Tickets,
+Charlie manages the Opera House and must see nothing of Acme, Sam is platform staff.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from certmgr import demo_pki, services
+from certmgr.bundle import certificate_bundle_parse
+from certmgr.models import Certificate
+from institutions.models import Institution, Membership
+
+from tests.support import PASSWORD
+
+
+@pytest.fixture(scope="session")
+def pki():
+    """A root and an intermediate CA, made once per test session."""
+    root = demo_pki.ca_create(common_name="Test Root CA")
+    intermediate = demo_pki.ca_create(common_name="Test Intermediate CA", issuer=root)
+    return {"root": root, "intermediate": intermediate}
+
+
+@pytest.fixture
+def acme(db):
+    return Institution.objects.create(name="Acme Tickets", slug="acme-tickets")
+
+
+@pytest.fixture
+def opera(db):
+    return Institution.objects.create(name="Opera House", slug="opera-house")
+
+
+def _member(django_user_model, username, institution, role):
+    user = django_user_model.objects.create_user(username=username, password=PASSWORD)
+    if institution is not None:
+        Membership.objects.create(user=user, institution=institution, role=role)
+    return user
+
+
+@pytest.fixture
+def alice(django_user_model, acme):
+    return _member(django_user_model, "alice", acme, Membership.Role.MANAGER)
+
+
+@pytest.fixture
+def bob(django_user_model, acme):
+    return _member(django_user_model, "bob", acme, Membership.Role.VIEWER)
+
+
+@pytest.fixture
+def charlie(django_user_model, opera):
+    return _member(django_user_model, "charlie", opera, Membership.Role.MANAGER)
+
+
+@pytest.fixture
+def sam(django_user_model):
+    return django_user_model.objects.create_user(username="sam", password=PASSWORD, is_staff=True)
+
+
+@pytest.fixture
+def make_certificate(pki):
+    """Store a certificate through the real parser and upload service.
+
+    `days_left` places the expiry relative to now; `lifetime` is the total validity in days.
+    """
+
+    def make(
+        institution,
+        *,
+        name="shop certificate",
+        hostnames=("shop.example.test",),
+        days_left=60,
+        lifetime=90,
+        actor=None,
+    ) -> Certificate:
+        not_after = timezone.now() + timedelta(days=days_left)
+        leaf = demo_pki.leaf_create(
+            issuer=pki["intermediate"],
+            hostnames=list(hostnames),
+            not_before=not_after - timedelta(days=lifetime),
+            not_after=not_after,
+        )
+        bundle = certificate_bundle_parse(
+            certificate=leaf.certificate_pem,
+            private_key=leaf.key_pem,
+            chain=pki["intermediate"].certificate_pem,
+            now=leaf.certificate.not_valid_before_utc + timedelta(hours=1),
+        )
+        assert bundle.ok, bundle.errors
+        return services.certificate_upload(
+            institution=institution,
+            name=name,
+            kind=Certificate.Kind.SSL,
+            bundle=bundle,
+            actor=actor,
+        )
+
+    return make
