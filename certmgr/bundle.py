@@ -28,8 +28,12 @@ Contract:
   field's errors then only say why (``UNREADABLE_MESSAGE``, damaged blocks, a
   CSR instead of a certificate), so a form may accept the upload with an
   expiry date typed by hand.  The key and chain are still read and checked.
-* Input is bounded (``MAX_FILE_BYTES`` per field, ``MAX_PEM_BLOCKS`` blocks and
-  ``MAX_CERTIFICATES`` certificates per field) so hostile files stay cheap.
+* Input is bounded so hostile files stay cheap: ``MAX_FILE_BYTES`` per field,
+  ``MAX_PEM_BLOCKS`` blocks and ``MAX_CERTIFICATES`` certificates per field,
+  ``MAX_KDF_ITERATIONS`` password-derivation rounds, RSA keys proven by one
+  signature instead of cryptography's primality checks (seconds for big
+  keys), PKCS#12 key bags of at most ``MAX_PKCS12_KEY_BAG_BYTES``, and at most
+  ``MAX_FIELD_MESSAGES`` similar messages per field.
 * The returned private key is unencrypted PKCS#8 PEM; it is kept out of the
   result's ``repr`` so it does not end up in logs.
 """
@@ -48,7 +52,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
@@ -65,8 +69,17 @@ PrivateKey = (
 MAX_FILE_BYTES = 64 * 1024
 MAX_PEM_BLOCKS = 100
 MAX_CERTIFICATES = 50
-MAX_DAMAGE_MESSAGES = 5
+# A hostile file could otherwise produce a page of near-identical messages.
+MAX_FIELD_MESSAGES = 5
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 16384
+# Password-based key derivation costs what the file says; OpenSSL writes 2048
+# rounds and careful tools a few hundred thousand.
+MAX_KDF_ITERATIONS = 1_000_000
+# PKCS#12 files give no way to skip the slow RSA key validation of
+# cryptography (seconds for 8192 bits); an encrypted key bag of this size
+# holds an RSA key of about 4096 bits.
+MAX_PKCS12_KEY_BAG_BYTES = 3000
 
 FIELD_CERTIFICATE = "certificate"
 FIELD_PRIVATE_KEY = "private_key"
@@ -87,6 +100,16 @@ KEY_PASSPHRASE_WRONG_MESSAGE = "The passphrase does not open the private key."
 PKCS12_PASSWORD_MISSING_MESSAGE = "This is a PKCS#12 file: enter its password."
 PKCS12_PASSWORD_WRONG_MESSAGE = "The password of the PKCS#12 file is wrong."
 PKCS12_DAMAGED_MESSAGE = "The PKCS#12 file is damaged and could not be read."
+PKCS12_KEY_TOO_LARGE_MESSAGE = (
+    "The PKCS#12 file holds a very large key (over 4096 bits); "
+    "upload the certificate and the key as PEM files instead."
+)
+KDF_TOO_EXPENSIVE_MESSAGE = (
+    "The file's password protection asks for {iterations:,} rounds of key derivation; "
+    "export it again with standard settings."
+)
+KEY_INCONSISTENT_MESSAGE = "The private key is damaged: its parts do not fit together."
+KEY_UNUSABLE_TYPE_MESSAGE = "The private key is of a type certificates do not use."
 CSR_MESSAGE = (
     "This is a certificate signing request (CSR), not a certificate: "
     "upload the certificate your certificate authority issued for it."
@@ -107,6 +130,18 @@ _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"
 _PEM_MARKER = re.compile(rb"-----(BEGIN|END) ([A-Z0-9][A-Z0-9 #.]{0,60})-----")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# DER prefixes of the OIDs of PKCS#5 (1.2.840.113549.1.5.x, including PBKDF2)
+# and PKCS#12 (1.2.840.113549.1.12.1.x) password-based encryption.
+_PBE_OID_PREFIX = re.compile(
+    re.escape(bytes.fromhex("06092a864886f70d0105"))
+    + b"|"
+    + re.escape(bytes.fromhex("060a2a864886f70d010c01"))
+)
+# DER prefix of the OIDs of the PKCS#12 keyBag and pkcs8ShroudedKeyBag.
+_PKCS12_KEY_BAG_OID = re.compile(
+    re.escape(bytes.fromhex("060b2a864886f70d010c0a01")) + b"[\x01\x02]"
+)
+_ROUND_TRIP_MESSAGE = b"certmgr: does this key sign for its public key?"
 
 
 class BundleError(ValueError):
@@ -238,7 +273,7 @@ def certificate_bundle_parse(
 
 def certificate_pem_facts(pem: str) -> CertificateFacts:
     """Facts about one stored PEM certificate; ValueError when it is not one."""
-    return _certificate_facts(x509.load_pem_x509_certificate(pem.encode("ascii")))
+    return certificate_facts(x509.load_pem_x509_certificate(pem.encode("ascii")))
 
 
 def private_key_load(data: bytes, *, passphrase: str | None = None) -> PrivateKey:
@@ -331,10 +366,10 @@ def _bundle_check(
 
     pool = _Pool.gather(certificate_content, chain_content, key_content)
     leaf = _leaf_choose(result, pool=pool, key=key, key_field=key_field)
-    intermediates = _chain_build(result, pool=pool, leaf=leaf)
+    intermediates, root_dropped = _chain_build(result, pool=pool, leaf=leaf)
 
-    result.leaf = _certificate_facts(leaf)
-    result.chain = [_certificate_facts(certificate) for certificate in intermediates]
+    result.leaf = certificate_facts(leaf)
+    result.chain = [certificate_facts(certificate) for certificate in intermediates]
     result.certificate_pem = certificate_pem(leaf)
     result.chain_pem = "".join(certificate_pem(certificate) for certificate in intermediates)
     _policy_apply(
@@ -344,7 +379,8 @@ def _bundle_check(
             (facts, pool.origin(certificate))
             for facts, certificate in zip(result.chain, intermediates, strict=True)
         ],
-        refuse=kind == KIND_SSL,
+        intermediates_known=bool(intermediates) or root_dropped,
+        is_ssl=kind == KIND_SSL,
         now=now,
     )
 
@@ -421,10 +457,14 @@ def _leaf_choose(
 
 def _chain_build(
     result: BundleResult, *, pool: _Pool, leaf: x509.Certificate
-) -> list[x509.Certificate]:
-    """Intermediates from the leaf's issuer towards the root; strays are refused."""
+) -> tuple[list[x509.Certificate], bool]:
+    """Intermediates from the leaf's issuer towards the root, and whether a root was dropped.
+
+    Certificates that are not on that path are refused as strays.
+    """
     remaining = [c for c in pool.certificates if c is not leaf]
     upload_positions = {id(c): position for position, c in enumerate(remaining)}
+    broken: dict[str, list[str]] = {}
     ordered: list[x509.Certificate] = []
     root_dropped = False
     current = leaf
@@ -434,8 +474,7 @@ def _chain_build(
         if issuer is None:
             for impostor in named:
                 remaining.remove(impostor)
-                result.error_add(
-                    pool.origin(impostor),
+                broken.setdefault(pool.origin(impostor), []).append(
                     f"The chain is broken: {_label(impostor)} has the name of the issuer of "
                     f"{_label(current)} but the signature does not verify.",
                 )
@@ -451,18 +490,17 @@ def _chain_build(
         ordered.append(issuer)
         current = issuer
     for stray in remaining:
-        result.error_add(
-            pool.origin(stray),
-            f"The chain is broken: {_label(stray)} does not link to the certificate.",
+        broken.setdefault(pool.origin(stray), []).append(
+            f"The chain is broken: {_label(stray)} does not link to the certificate."
+        )
+    for field_name, messages in broken.items():
+        _errors_add_capped(
+            result, field_name, messages, more="{count} more certificates do not link."
         )
     positions = [upload_positions[id(c)] for c in ordered]
     if positions != sorted(positions):
         result.warning_add(REORDERED_WARNING)
-    if _self_signed(leaf):
-        result.warning_add(SELF_SIGNED_WARNING)
-    elif not ordered and not root_dropped:
-        result.warning_add(NO_INTERMEDIATES_WARNING)
-    return ordered
+    return ordered, root_dropped
 
 
 def _chain_report_unordered(result: BundleResult, content: _FieldContent | None) -> None:
@@ -470,7 +508,7 @@ def _chain_report_unordered(result: BundleResult, content: _FieldContent | None)
     if content is None:
         return
     certificates = _Pool.gather(content).certificates
-    result.chain = [_certificate_facts(certificate) for certificate in certificates]
+    result.chain = [certificate_facts(certificate) for certificate in certificates]
     result.chain_pem = "".join(certificate_pem(certificate) for certificate in certificates)
 
 
@@ -479,13 +517,14 @@ def _policy_apply(
     *,
     leaf: CertificateFacts,
     intermediates: list[tuple[CertificateFacts, str]],
-    refuse: bool,
+    intermediates_known: bool,
+    is_ssl: bool,
     now: datetime.datetime,
 ) -> None:
     """Refuse (for SSL) or warn about what browsers would reject."""
 
     def complain(field_name: str, message: str) -> None:
-        if refuse:
+        if is_ssl:
             result.error_add(field_name, message)
         else:
             result.warning_add(message)
@@ -508,6 +547,10 @@ def _policy_apply(
             f"The certificate is signed with {_WEAK_HASHES[leaf.signature_hash]}, "
             "which browsers reject.",
         )
+    if is_ssl and leaf.self_signed:
+        result.warning_add(SELF_SIGNED_WARNING)
+    elif is_ssl and not intermediates_known:
+        result.warning_add(NO_INTERMEDIATES_WARNING)
     for facts, origin in intermediates:
         if facts.signature_hash in _WEAK_HASHES:
             complain(
@@ -547,13 +590,7 @@ def _field_read(
             _pem_block_read(result, content=content, block=block, secret=secret)
     else:
         _binary_read(result, content=content, data=data, secret=secret)
-    damage = content.damage
-    for message in damage[:MAX_DAMAGE_MESSAGES]:
-        result.error_add(field_name, message)
-    if len(damage) > MAX_DAMAGE_MESSAGES:
-        result.error_add(
-            field_name, f"{len(damage) - MAX_DAMAGE_MESSAGES} more blocks are damaged."
-        )
+    _errors_add_capped(result, field_name, content.damage, more="{count} more blocks are damaged.")
     if len(content.certificates) > MAX_CERTIFICATES:
         result.error_add(
             field_name,
@@ -562,6 +599,17 @@ def _field_read(
         )
         del content.certificates[MAX_CERTIFICATES:]
     return content
+
+
+def _errors_add_capped(
+    result: BundleResult, field_name: str, messages: list[str], *, more: str
+) -> None:
+    """Record the first few distinct ``messages``; the rest are only counted."""
+    distinct = list(dict.fromkeys(messages))
+    for message in distinct[:MAX_FIELD_MESSAGES]:
+        result.error_add(field_name, message)
+    if len(distinct) > MAX_FIELD_MESSAGES:
+        result.error_add(field_name, more.format(count=len(distinct) - MAX_FIELD_MESSAGES))
 
 
 def _text_normalize(data: bytes) -> bytes:
@@ -627,22 +675,19 @@ def _pem_block_read(
     if is_key:
         if headers:
             # Legacy "Proc-Type: 4,ENCRYPTED" keys: only the PEM loader knows the headers.
-            pem = _pem_rebuild(label=label, headers=headers, der=der)
-            _key_add(
-                result,
-                content=content,
-                load=lambda password: serialization.load_pem_private_key(pem, password),
-                secret=secret,
-                damaged=lambda: _damage_note(content, block, "it is not a valid private key"),
-            )
+            encoded, is_pem = _pem_rebuild(label=label, headers=headers, der=der), True
         else:
-            _key_add(
-                result,
-                content=content,
-                load=lambda password: serialization.load_der_private_key(der, password),
-                secret=secret,
-                damaged=lambda: _damage_note(content, block, "it is not a valid private key"),
-            )
+            encoded, is_pem = der, False
+        _key_add(
+            result,
+            content=content,
+            encoded=encoded,
+            is_pem=is_pem,
+            secret=secret,
+            damaged=lambda: _damage_note(
+                content, block, "it is not a private key in PKCS#1, PKCS#8 or SEC1 form"
+            ),
+        )
     elif label in _PKCS7_LABELS:
         try:
             content.certificates.extend(pkcs7.load_der_pkcs7_certificates(der))
@@ -706,7 +751,8 @@ def _binary_read(
         _key_add(
             result,
             content=content,
-            load=lambda password: serialization.load_der_private_key(data, password),
+            encoded=data,
+            is_pem=False,
             secret=secret,
             damaged=lambda: None,
         )
@@ -726,6 +772,15 @@ def _pkcs12_read(
 ) -> None:
     """Add the key and certificates of a PKCS#12 file, opened with ``secret``."""
     content.is_pkcs12 = True
+    iterations = max(_kdf_iterations(data), _pkcs12_mac_iterations(data))
+    if iterations > MAX_KDF_ITERATIONS:
+        content.problems = True
+        result.error_add(FIELD_CERTIFICATE, KDF_TOO_EXPENSIVE_MESSAGE.format(iterations=iterations))
+        return
+    if _pkcs12_key_bag_size(data) > MAX_PKCS12_KEY_BAG_BYTES:
+        content.problems = True
+        result.error_add(FIELD_CERTIFICATE, PKCS12_KEY_TOO_LARGE_MESSAGE)
+        return
     # An empty password is encoded differently from no password by some
     # tools, and a password typed for a file that has none is harmless.
     passwords = [secret, None, b""] if secret else [None, b""]
@@ -737,7 +792,7 @@ def _pkcs12_read(
             failure = error
             continue
         if key is not None:
-            content.keys.append(key)  # type: ignore[arg-type]
+            _key_accept(result, content=content, key=key)
         content.certificates.extend([certificate] if certificate else [])
         content.certificates.extend(additional)
         return
@@ -756,21 +811,29 @@ def _key_add(
     result: BundleResult,
     *,
     content: _FieldContent,
-    load: Callable[[bytes | None], object],
+    encoded: bytes,
+    is_pem: bool,
     secret: bytes | None,
     damaged: Callable[[], None],
 ) -> None:
-    """Open a private key with ``load``, asking for the passphrase only when needed."""
+    """Open a PEM or DER private key, asking for the passphrase only when needed."""
     try:
-        key = load(None)
+        key = _private_key_decode(encoded, is_pem=is_pem, password=None)
     except TypeError:
         # cryptography raises TypeError when a password is needed.
         if not secret:
             content.problems = True
             result.error_add(FIELD_PASSPHRASE, KEY_PASSPHRASE_MISSING_MESSAGE)
             return
+        iterations = 0 if is_pem else _kdf_iterations(encoded)
+        if iterations > MAX_KDF_ITERATIONS:
+            content.problems = True
+            result.error_add(
+                content.field_name, KDF_TOO_EXPENSIVE_MESSAGE.format(iterations=iterations)
+            )
+            return
         try:
-            key = load(secret)
+            key = _private_key_decode(encoded, is_pem=is_pem, password=secret)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             content.problems = True
             result.error_add(FIELD_PASSPHRASE, KEY_PASSPHRASE_WRONG_MESSAGE)
@@ -778,20 +841,125 @@ def _key_add(
     except (ValueError, UnsupportedAlgorithm):
         damaged()
         return
-    if isinstance(key, PrivateKey):
-        content.keys.append(key)
-    else:
-        # X25519/X448 and DH keys cannot sign, so no certificate can use them.
+    _key_accept(result, content=content, key=key)
+
+
+def _private_key_decode(encoded: bytes, *, is_pem: bool, password: bytes | None) -> object:
+    """Decode a key without cryptography's RSA validation, which takes seconds for big keys."""
+    # _key_problem proves the key instead, with one signature.
+    load = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key
+    return load(encoded, password, unsafe_skip_rsa_key_validation=True)
+
+
+def _key_accept(result: BundleResult, *, content: _FieldContent, key: object) -> None:
+    """Keep ``key`` unless it is unusable for a certificate."""
+    problem = _key_problem(key)
+    if problem:
         content.problems = True
-        result.error_add(
-            content.field_name, "The private key is of a type certificates do not use."
-        )
+        result.error_add(content.field_name, problem)
+    else:
+        content.keys.append(key)  # type: ignore[arg-type]
+
+
+def _key_problem(key: object) -> str:
+    """Why ``key`` cannot serve a certificate, "" when it can."""
+    if not isinstance(key, PrivateKey):
+        # X25519/X448 and DH keys cannot sign, so no certificate can use them.
+        return KEY_UNUSABLE_TYPE_MESSAGE
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return ""
+    if key.key_size > MAX_RSA_BITS:
+        return f"The RSA key has {key.key_size} bits; more than {MAX_RSA_BITS} is not supported."
+    try:
+        signature = key.sign(_ROUND_TRIP_MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+        key.public_key().verify(signature, _ROUND_TRIP_MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm):
+        return KEY_INCONSISTENT_MESSAGE
+    return ""
+
+
+def _kdf_iterations(data: bytes) -> int:
+    """The largest iteration count of the password-based encryptions declared in ``data``."""
+    largest = 0
+    for match in _PBE_OID_PREFIX.finditer(data):
+        oid = _der_value(data, match.start())
+        parameters = _der_value(data, oid[2]) if oid else None
+        if not parameters or parameters[0] != 0x30:
+            continue
+        # PBEParameter and PBKDF2-params both read { salt, iterationCount, ... }.
+        salt_and_count = _der_children(data, parameters, limit=2)
+        if len(salt_and_count) == 2 and salt_and_count[1][0] == 0x02:
+            largest = max(largest, _der_integer(data, salt_and_count[1]))
+    return largest
+
+
+def _pkcs12_mac_iterations(data: bytes) -> int:
+    """The iteration count of the PKCS#12 integrity check (1 when absent)."""
+    # PFX ::= SEQUENCE { version, authSafe, macData SEQUENCE { mac, macSalt, iterations } }
+    pfx = _der_value(data, 0)
+    pfx_parts = _der_children(data, pfx, limit=3) if pfx else []
+    mac_parts = _der_children(data, pfx_parts[2], limit=3) if len(pfx_parts) == 3 else []
+    if len(mac_parts) == 3 and mac_parts[2][0] == 0x02:
+        return _der_integer(data, mac_parts[2])
+    return 1
+
+
+def _pkcs12_key_bag_size(data: bytes) -> int:
+    """The size of the largest key bag whose OID is readable in a PKCS#12 file."""
+    largest = 0
+    for match in _PKCS12_KEY_BAG_OID.finditer(data):
+        oid = _der_value(data, match.start())
+        value = _der_value(data, oid[2]) if oid else None
+        if value:
+            largest = max(largest, value[2] - value[1])
+    return largest
+
+
+def _der_value(data: bytes, offset: int) -> tuple[int, int, int] | None:
+    """Tag, content start and content end of the DER value at ``offset``; None if malformed."""
+    if offset + 2 > len(data):
+        return None
+    tag, length = data[offset], data[offset + 1]
+    start = offset + 2
+    if length & 0x80:
+        length_bytes = length & 0x7F
+        # Indefinite (BER) and absurd lengths are not followed.
+        if not 1 <= length_bytes <= 4 or start + length_bytes > len(data):
+            return None
+        length = int.from_bytes(data[start : start + length_bytes], "big")
+        start += length_bytes
+    if start + length > len(data):
+        return None
+    return tag, start, start + length
+
+
+def _der_children(
+    data: bytes, parent: tuple[int, int, int], *, limit: int
+) -> list[tuple[int, int, int]]:
+    """Up to ``limit`` values inside the constructed value ``parent``."""
+    children: list[tuple[int, int, int]] = []
+    offset = parent[1]
+    while offset < parent[2] and len(children) < limit:
+        child = _der_value(data, offset)
+        if child is None or child[2] > parent[2]:
+            break
+        children.append(child)
+        offset = child[2]
+    return children
+
+
+def _der_integer(data: bytes, value: tuple[int, int, int]) -> int:
+    """The DER INTEGER ``value``, saturated so that a thousand-digit count stays cheap."""
+    content = data[value[1] : value[2]]
+    if len(content) > 8:
+        return 2**64
+    return int.from_bytes(content, "big", signed=True)
 
 
 # --------------------------------------------------------------------------- facts
 
 
-def _certificate_facts(certificate: x509.Certificate) -> CertificateFacts:
+def certificate_facts(certificate: x509.Certificate) -> CertificateFacts:
     """The facts of one certificate."""
     key_type, key_size, key_curve = _public_key_description(certificate)
     return CertificateFacts(
@@ -903,8 +1071,8 @@ def _signature_verify_by_hand(certificate: x509.Certificate, issuer: x509.Certif
         public_key = issuer.public_key()
         hash_algorithm = certificate.signature_hash_algorithm
         if isinstance(public_key, rsa.RSAPublicKey) and hash_algorithm is not None:
-            padding = certificate.signature_algorithm_parameters
-            public_key.verify(signature, data, padding, hash_algorithm)  # type: ignore[arg-type]
+            signature_padding = certificate.signature_algorithm_parameters
+            public_key.verify(signature, data, signature_padding, hash_algorithm)  # type: ignore[arg-type]
         elif isinstance(public_key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
             public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
         elif isinstance(public_key, dsa.DSAPublicKey) and hash_algorithm is not None:

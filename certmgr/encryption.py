@@ -5,8 +5,8 @@ key decrypts, so a new key can be put first and the old ones removed once every 
 re-encrypted. Keys are read when used, never at import time.
 """
 
-from django.conf import settings
 from cryptography.fernet import Fernet, MultiFernet
+from django.conf import settings
 
 
 def _fernet() -> MultiFernet:

@@ -23,8 +23,10 @@ class CertificateAlertMiddleware:
         user = getattr(request, "user", None)
         if not request.path.startswith(EXCLUDED_PREFIXES) and user is not None:
             request.certificate_alerts = SimpleLazyObject(
-                lambda: certificate_alerts(user=request.user, now=timezone.now())
-                if request.user.is_authenticated
-                else None
+                lambda: (
+                    certificate_alerts(user=request.user, now=timezone.now())
+                    if request.user.is_authenticated
+                    else None
+                )
             )
         return self.get_response(request)

@@ -38,9 +38,11 @@ def certificate_list(*, user, filters: CertificateFilters, now: datetime):
     queryset = (
         Certificate.objects.visible_to(user)
         .with_status(now)
-        .select_related("institution")
         .defer("content", "private_key_encrypted", "certificate_pem", "chain_pem", "subject")
+        # Prefetched rather than joined: a join makes the database sort every visible row
+        # before it can take the first page, instead of reading the expiry index in order.
         .prefetch_related(
+            "institution",
             Prefetch("chosen_by_channels", queryset=channels),
             Prefetch(
                 "active_on_channels",
@@ -62,7 +64,7 @@ def certificate_list(*, user, filters: CertificateFilters, now: datetime):
 
 
 def certificate_channels(certificate: Certificate) -> list:
-    """Sales channels using the certificate (chosen or deployed), each once, from prefetched data."""
+    """Sales channels using the certificate (chosen or deployed), each once, from the prefetch."""
     seen = {}
     for channel in [*certificate.chosen_by_channels.all(), *certificate.active_on_channels.all()]:
         seen.setdefault(channel.pk, channel)

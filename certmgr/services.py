@@ -16,10 +16,14 @@ class CertificateInUseError(Exception):
     def __init__(self, channels):
         self.channels = list(channels)
         names = ", ".join(f"{c.name} ({c.hostname})" for c in self.channels)
-        super().__init__(f"This certificate is used by {names}; choose another certificate there first.")
+        super().__init__(
+            f"This certificate is used by {names}; choose another certificate there first."
+        )
 
 
-def audit_record(*, institution, actor, action: str, target, details: dict | None = None) -> AuditEvent:
+def audit_record(
+    *, institution, actor, action: str, target, details: dict | None = None
+) -> AuditEvent:
     """Write one audit event about `target` (a model instance)."""
     return AuditEvent.objects.create(
         institution=institution,

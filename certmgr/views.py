@@ -22,7 +22,7 @@ from institutions.models import Institution, user_can_manage
 from saleschannels.models import SalesChannel
 
 from . import encryption, selectors, services
-from .bundle import _certificate_facts as certificate_facts
+from .bundle import certificate_facts
 from .forms import SslUploadForm
 from .models import AuditEvent, Certificate, CertificateStatus
 
@@ -197,7 +197,9 @@ def certificate_download(request, pk: int):
     """The public certificate and its chain as PEM; the private key is never sent."""
     certificate = _get_certificate_for_user(request, pk)
     if not certificate.certificate_pem:
-        messages.error(request, "This certificate could not be read, so there is no PEM to download.")
+        messages.error(
+            request, "This certificate could not be read, so there is no PEM to download."
+        )
         return redirect(certificate)
     response = HttpResponse(certificate.public_bundle_pem(), content_type="application/x-pem-file")
     filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in certificate.name)

@@ -64,8 +64,15 @@ class Membership(models.Model):
 
 
 def visible_institution_ids(user):
-    """A subquery of the ids of the institutions the user may read, for filtering other models."""
-    return Institution.objects.visible_to(user).values("pk")
+    """A subquery of the ids of the institutions the user may read, for filtering other models.
+
+    Callers skip the filter for staff, who see everything; this covers members only.
+    """
+    if not user.is_authenticated:
+        return Membership.objects.none().values("institution_id")
+    if user.is_staff:
+        return Institution.objects.values("pk")
+    return Membership.objects.filter(user=user).values("institution_id")
 
 
 def user_can_manage(user, institution: Institution) -> bool:

@@ -13,7 +13,6 @@ from certmgr import demo_pki, services
 from certmgr.bundle import certificate_bundle_parse
 from certmgr.models import Certificate
 from institutions.models import Institution, Membership
-
 from tests.support import PASSWORD
 
 

@@ -9,9 +9,7 @@ from tests.support import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_operator_uploads_a_certificate_and_sees_it_in_the_list(
-    browser_page, alice, acme, pki
-):
+def test_an_operator_uploads_a_certificate_and_sees_it_in_the_list(browser_page, alice, acme, pki):
     page = browser_page
     leaf = demo_pki.leaf_create(issuer=pki["intermediate"], hostnames=["shop.acme.test"])
     log_in(page, "alice", PASSWORD)
@@ -21,7 +19,11 @@ def test_an_operator_uploads_a_certificate_and_sees_it_in_the_list(
     page.fill("#id_name", "Acme main shop")
     page.set_input_files(
         "#id_certificate",
-        {"name": "domain.crt", "mimeType": "application/x-x509-ca-cert", "buffer": leaf.certificate_pem},
+        {
+            "name": "domain.crt",
+            "mimeType": "application/x-x509-ca-cert",
+            "buffer": leaf.certificate_pem,
+        },
     )
     page.set_input_files(
         "#id_private_key",

@@ -103,3 +103,11 @@ def test_the_banner_is_not_computed_for_pages_that_do_not_render_it(
     with CaptureQueriesContext(connection) as queries:
         as_alice.get(reverse("certificate_download", args=[certificate.pk]))
     assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+
+
+def test_staff_see_the_banner_in_the_django_admin(client, sam, acme, make_certificate):
+    sam.is_superuser = True
+    sam.save()
+    make_certificate(acme, days_left=-1)
+    client.force_login(sam)
+    assert banner(client.get(reverse("admin:index"))) == ("expired", 1)

@@ -11,14 +11,16 @@ import time
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from certmgr import demo_pki
+from certmgr import bundle, demo_pki
 from certmgr.bundle import (
     FIELD_CERTIFICATE,
     FIELD_CHAIN,
     FIELD_PASSPHRASE,
     FIELD_PRIVATE_KEY,
+    KEY_INCONSISTENT_MESSAGE,
     KEY_MISMATCH_MESSAGE,
     KEY_PASSPHRASE_MISSING_MESSAGE,
     KEY_PASSPHRASE_WRONG_MESSAGE,
@@ -26,6 +28,7 @@ from certmgr.bundle import (
     NO_INTERMEDIATES_WARNING,
     NO_KEY_WARNING,
     NOT_A_KEY_MESSAGE,
+    PKCS12_KEY_TOO_LARGE_MESSAGE,
     PKCS12_PASSWORD_MISSING_MESSAGE,
     PKCS12_PASSWORD_WRONG_MESSAGE,
     REORDERED_WARNING,
@@ -66,12 +69,12 @@ def rsa_leaf(pki):
 
 
 def upload(**kwargs):
-    """Parse, failing loudly if the parser ever raises."""
+    """Parse an upload given as the form passes it (keyword arguments)."""
     return certificate_bundle_parse(**kwargs)
 
 
 def plain(result):
-    """The leaf's common name, the chain's common names, errors and warnings."""
+    """The leaf's common name, the chain's common names and the errors."""
     return (
         result.leaf.common_name if result.leaf else None,
         [facts.common_name for facts in result.chain],
@@ -349,6 +352,20 @@ def test_it_refuses_a_chain_from_another_ca(pki):
             "The chain is broken: CN=Stranger Intermediate does not link to the certificate."
         ]
     }
+
+
+def test_it_lists_only_the_first_few_stray_certificates(pki):
+    leaf = pki["leaf"]
+    strangers = [demo_pki.ca_create(common_name=f"Stranger {number}") for number in range(8)]
+    result = upload(
+        certificate=leaf.certificate_pem,
+        private_key=leaf.key_pem,
+        chain=demo_pki.pem_join(pki["intermediate"], *strangers),
+    )
+    messages = result.errors[FIELD_CHAIN]
+    assert len(messages) == 6
+    assert messages[0] == "The chain is broken: CN=Stranger 0 does not link to the certificate."
+    assert messages[-1] == "3 more certificates do not link."
 
 
 def test_it_refuses_an_intermediate_whose_signature_does_not_verify(pki):
@@ -871,3 +888,44 @@ def test_it_never_raises_on_mangled_input(pki):
             for data in (bytes(mangled), cut):
                 result = upload(certificate=data, private_key=data, chain=data, passphrase="pw")
                 assert isinstance(result.errors, dict)
+
+
+def test_it_refuses_a_pkcs12_file_with_an_absurd_key_derivation_cost(pki, monkeypatch):
+    monkeypatch.setattr(bundle, "MAX_KDF_ITERATIONS", 1000)
+    p12 = demo_pki.pkcs12_bundle(leaf=pki["leaf"], chain=[], password=b"pw")
+    result = upload(certificate=p12, passphrase="pw")
+    (message,) = result.errors[FIELD_CERTIFICATE]
+    assert "rounds of key derivation" in message
+    assert result.unreadable is False
+
+
+def test_it_refuses_an_encrypted_key_with_an_absurd_key_derivation_cost(pki, monkeypatch):
+    monkeypatch.setattr(bundle, "MAX_KDF_ITERATIONS", 1000)
+    key = demo_pki.key_pem(pki["leaf"].private_key, passphrase=b"pw")
+    result = upload(certificate=pki["leaf"].certificate_pem, private_key=key, passphrase="pw")
+    (message,) = result.errors[FIELD_PRIVATE_KEY]
+    assert "rounds of key derivation" in message
+
+
+def test_it_refuses_a_pkcs12_key_too_large_to_check_quickly(pki, monkeypatch):
+    monkeypatch.setattr(bundle, "MAX_PKCS12_KEY_BAG_BYTES", 100)
+    p12 = demo_pki.pkcs12_bundle(leaf=pki["leaf"], chain=[], password=b"pw")
+    result = upload(certificate=p12, passphrase="pw")
+    assert result.errors == {FIELD_CERTIFICATE: [PKCS12_KEY_TOO_LARGE_MESSAGE]}
+
+
+def test_it_refuses_an_rsa_key_whose_parts_do_not_fit_together(rsa_leaf):
+    parts = rsa_leaf.private_key.private_numbers()
+    # Wrong private exponents: the key can no longer sign for its public key.
+    broken = rsa.RSAPrivateNumbers(
+        parts.p,
+        parts.q,
+        parts.d + 2,
+        parts.dmp1 + 2,
+        parts.dmq1 + 2,
+        parts.iqmp,
+        parts.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    result = upload(certificate=rsa_leaf.certificate_pem, private_key=demo_pki.key_pem(broken))
+    assert result.errors == {FIELD_PRIVATE_KEY: [KEY_INCONSISTENT_MESSAGE]}
+    assert result.private_key_pem is None

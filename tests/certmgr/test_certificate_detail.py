@@ -50,9 +50,7 @@ def test_a_manager_deletes_a_certificate_and_it_is_audited(client, alice, certif
     assert event.actor == alice and event.target_id == certificate.pk
 
 
-def test_it_refuses_to_delete_a_certificate_a_sales_channel_uses(
-    client, alice, acme, certificate
-):
+def test_it_refuses_to_delete_a_certificate_a_sales_channel_uses(client, alice, acme, certificate):
     SalesChannel.objects.create(
         institution=acme,
         name="Main",

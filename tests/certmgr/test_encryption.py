@@ -1,8 +1,7 @@
 """Private keys at rest: encrypted with MultiFernet, first key encrypts, every key decrypts."""
 
-from cryptography.fernet import Fernet, InvalidToken
-
 import pytest
+from cryptography.fernet import Fernet, InvalidToken
 
 from certmgr import encryption
 from certmgr.models import Certificate

@@ -66,9 +66,10 @@ def test_it_stores_pem_certificate_key_and_chain(as_alice, acme, alice, leaf, pk
     assert certificate.expiry_source == Certificate.ExpirySource.PARSED
     assert certificate.domains == ["shop.example.test"]
     assert certificate.chain_pem == pki["intermediate"].certificate_pem.decode()
-    assert certificate.fingerprint_sha256.replace(":", "").lower() == leaf.certificate.fingerprint(
-        hashes.SHA256()
-    ).hex()
+    assert (
+        certificate.fingerprint_sha256.replace(":", "").lower()
+        == leaf.certificate.fingerprint(hashes.SHA256()).hex()
+    )
     # The key is encrypted at rest and decrypts to the same key.
     assert "PRIVATE KEY" not in certificate.private_key_encrypted
     assert encryption.decrypt(certificate.private_key_encrypted).startswith(b"-----BEGIN")
@@ -190,9 +191,7 @@ def test_each_refusal_lands_on_its_field(as_alice, acme, leaf, pki, case, field,
     assert not Certificate.objects.exists()
 
 
-def test_it_asks_for_the_expiry_date_when_the_certificate_cannot_be_read(
-    as_alice, acme, leaf
-):
+def test_it_asks_for_the_expiry_date_when_the_certificate_cannot_be_read(as_alice, acme, leaf):
     truncated = leaf.der[: len(leaf.der) // 2]
     first = post(
         as_alice,

@@ -25,7 +25,10 @@ INSTITUTIONS = [
         "name": "Acme Tickets",
         "manager": "alice",
         "viewer": "bob",
-        "channels": [("Acme main shop", "shop.acme-tickets.test"), ("Acme festival", "festival.acme-tickets.test")],
+        "channels": [
+            ("Acme main shop", "shop.acme-tickets.test"),
+            ("Acme festival", "festival.acme-tickets.test"),
+        ],
     },
     {
         "slug": "opera-house",
