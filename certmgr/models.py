@@ -181,6 +181,10 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         CERTIFICATE_UPLOAD = "certificate.upload", "Certificate uploaded"
         CERTIFICATE_DELETE = "certificate.delete", "Certificate deleted"
+        CHANNEL_CREATE = "channel.create", "Sales channel created"
+        CHANNEL_UPDATE = "channel.update", "Sales channel changed"
+        CHANNEL_DELETE = "channel.delete", "Sales channel deleted"
+        CHANNEL_SSL_MODE = "channel.ssl_mode", "SSL management changed"
 
     institution = models.ForeignKey(
         "institutions.Institution",

@@ -5,10 +5,10 @@ institution's certificates, and costs a fixed number of queries whatever the tab
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
-from django.db.models import Count, Prefetch, Q
+from django.db import connection
+from django.db.models import F, Func, Prefetch, Q
 
 from .models import Certificate, CertificateStatus, status_q
 
@@ -75,29 +75,48 @@ def certificate_channels(certificate: Certificate) -> list:
 class CertificateAlerts:
     expired: int
     critical: int
+    # Sales channels whose edge serves a wrong, expired or no certificate (the live probe).
+    channels_failing: int = 0
+
+    @property
+    def urgent(self) -> int:
+        """What is broken now: expired certificates and channels failing the probe."""
+        return self.expired + self.channels_failing
 
     @property
     def level(self) -> str:
-        if self.expired:
+        if self.urgent:
             return CertificateStatus.EXPIRED
         if self.critical:
             return CertificateStatus.CRITICAL
         return ""
 
 
-def certificate_alerts(*, user, now: datetime) -> CertificateAlerts:
-    """Counts of expired and critical certificates the user can see, in one aggregate query.
+def _count_sql(queryset) -> tuple[str, tuple]:
+    """SQL and parameters of `SELECT COUNT(id) FROM ... WHERE ...` for a queryset."""
+    counted = queryset.order_by().values(n=Func(F("pk"), function="COUNT"))
+    return counted.query.sql_with_params()
 
-    The WHERE clause keeps to the index range of certificates expiring before the critical
-    horizon, so the cost follows the number of certificates needing attention, not the total.
+
+def certificate_alerts(*, user, now: datetime) -> CertificateAlerts:
+    """What the banner shows: counts of expired and critical certificates the user can see and
+    of their sales channels failing the live probe, in one query (three scalar subqueries).
+
+    Each subquery keeps to an index range (certificates expiring before now or the critical
+    horizon, channels with a bad probe status), so the cost follows the number of things
+    needing attention, not the size of the tables.
     """
-    horizon = now + timedelta(days=settings.CERTMGR_CRITICAL_DAYS)
-    counts = (
-        Certificate.objects.visible_to(user)
-        .filter(expires_at__lte=horizon)
-        .aggregate(
-            expired=Count("pk", filter=status_q(CertificateStatus.EXPIRED, now)),
-            critical=Count("pk", filter=status_q(CertificateStatus.CRITICAL, now)),
-        )
-    )
-    return CertificateAlerts(expired=counts["expired"], critical=counts["critical"])
+    from saleschannels.models import PROBE_PROBLEMS, SalesChannel
+
+    certificates = Certificate.objects.visible_to(user)
+    parts = [
+        _count_sql(certificates.filter(status_q(CertificateStatus.EXPIRED, now))),
+        _count_sql(certificates.filter(status_q(CertificateStatus.CRITICAL, now))),
+        _count_sql(SalesChannel.objects.visible_to(user).filter(probe_status__in=PROBE_PROBLEMS)),
+    ]
+    sql = "SELECT " + ", ".join(f"({part_sql})" for part_sql, _ in parts)
+    params = [param for _, part_params in parts for param in part_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        expired, critical, channels_failing = cursor.fetchone()
+    return CertificateAlerts(expired=expired, critical=critical, channels_failing=channels_failing)

@@ -39,12 +39,20 @@ DEBUG = env.bool("DEBUG", default=False)
 CERTMGR_BACKOFFICE_HOSTS = env.list(
     "CERTMGR_BACKOFFICE_HOSTS", default=["localhost", "127.0.0.1", "[::1]"]
 )
-ALLOWED_HOSTS = [*CERTMGR_BACKOFFICE_HOSTS, "testserver"]
+# Host checks are done by saleschannels.middleware.HostRoutingMiddleware, which also lets
+# Let's Encrypt and Apple reach /.well-known/ on every sales channel's own hostname.
+ALLOWED_HOSTS = ["*"]
 
 # Private keys are encrypted at rest with MultiFernet: the first key encrypts, all decrypt.
 CERTMGR_ENCRYPTION_KEYS = env.list("CERTMGR_ENCRYPTION_KEYS", default=[]) or [
     _generated_secret("encryption.key", lambda: Fernet.generate_key().decode())
 ]
+
+# The TLS edge (nginx) reads <hostname>.crt and <hostname>.key from this folder.
+CERTMGR_EDGE_DIR = Path(env("CERTMGR_EDGE_DIR", default=str(VAR_DIR / "edge")))
+# host:port the probe connects to instead of resolving each hostname (staging, tests).
+CERTMGR_PROBE_ADDRESS = env("CERTMGR_PROBE_ADDRESS", default="")
+CERTMGR_PROBE_TIMEOUT = env.float("CERTMGR_PROBE_TIMEOUT", default=5.0)
 
 CERTMGR_WARNING_DAYS = env.int("CERTMGR_WARNING_DAYS", default=30)
 CERTMGR_CRITICAL_DAYS = env.int("CERTMGR_CRITICAL_DAYS", default=7)
@@ -64,6 +72,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "saleschannels.middleware.HostRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

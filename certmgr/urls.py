@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -18,5 +18,6 @@ urlpatterns = [
         "certificates/<int:pk>/download/", views.certificate_download, name="certificate_download"
     ),
     path("certificates/<int:pk>/delete/", views.certificate_delete, name="certificate_delete"),
+    path("saleschannels/", include("saleschannels.urls")),
     path("admin/", admin.site.urls),
 ]

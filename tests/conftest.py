@@ -16,6 +16,14 @@ from institutions.models import Institution, Membership
 from tests.support import PASSWORD
 
 
+@pytest.fixture(autouse=True)
+def _test_settings(settings, tmp_path):
+    """Django's test client calls itself "testserver": let it reach the back office. Each
+    test deploys to an edge folder of its own."""
+    settings.CERTMGR_BACKOFFICE_HOSTS = [*settings.CERTMGR_BACKOFFICE_HOSTS, "testserver"]
+    settings.CERTMGR_EDGE_DIR = tmp_path / "edge"
+
+
 @pytest.fixture(scope="session")
 def pki():
     """A root and an intermediate CA, made once per test session."""
@@ -76,6 +84,7 @@ def make_certificate(pki):
         days_left=60,
         lifetime=90,
         actor=None,
+        with_key=True,
     ) -> Certificate:
         not_after = timezone.now() + timedelta(days=days_left)
         leaf = demo_pki.leaf_create(
@@ -86,7 +95,7 @@ def make_certificate(pki):
         )
         bundle = certificate_bundle_parse(
             certificate=leaf.certificate_pem,
-            private_key=leaf.key_pem,
+            private_key=leaf.key_pem if with_key else None,
             chain=pki["intermediate"].certificate_pem,
             now=leaf.certificate.not_valid_before_utc + timedelta(hours=1),
         )

@@ -93,7 +93,7 @@ def test_the_banner_costs_at_most_one_query_whatever_the_number_of_certificates(
         make_certificate(acme, days_left=-1)
     with_eleven = page_queries()
     assert len(with_eleven) == len(with_one)
-    assert len([sql for sql in with_eleven if "COUNT(" in sql.upper()]) == 1
+    assert len([sql for sql in with_eleven if "COUNT(" in sql.upper()]) == 1  # one statement
 
 
 def test_the_banner_is_not_computed_for_pages_that_do_not_render_it(

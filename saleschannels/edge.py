@@ -1,0 +1,395 @@
+"""Deployment of active certificates to the TLS edge directory (DESIGN.md, flow 5).
+
+Contract:
+
+* For every sales channel whose SSL mode is not ``none`` and whose active certificate has a
+  certificate and a private key, ``settings.CERTMGR_EDGE_DIR`` holds ``<hostname>.crt`` (leaf
+  followed by its intermediates, ``Certificate.public_bundle_pem()``) and ``<hostname>.key``
+  (mode 0600). nginx loads both per handshake (``ssl_certificate $ssl_server_name.crt``), so a
+  change is live as soon as the files are renamed into place: no reload.
+* Every write is atomic: a temporary file in the same directory (key: chmod 0600 before any
+  byte is written), then ``os.replace``. The key is replaced first, then the certificate, so
+  that a new hostname's ``.crt`` never appears without its key.
+* Files of channels set to ``none``, without an active certificate, or deleted are removed.
+  Only ``*.crt``/``*.key`` files are ever removed; any other file in the directory is left alone.
+* ``.certmgr-manifest.json`` in the directory maps each deployed hostname to the SHA-256
+  fingerprint deployed, so that ``edge_sync()`` costs one query, one manifest read and one
+  ``os.scandir`` when nothing changed; keys are decrypted only for what must be written, and
+  file contents are read only with ``verify=True``. The manifest is written after the files,
+  so a crash leaves it behind the files, never ahead: the next sync writes again.
+* Writers in several processes (a worker deploying one channel, ``manage.py deploy_edge``)
+  serialise on an ``flock`` of ``.certmgr-lock`` in the directory.
+* A hostname containing "/" or NUL, or starting with ".", is refused with ValueError so that
+  nothing is written outside the directory (hostnames are validated on input already).
+* One log line per change names the hostname. Key material is never logged.
+* Settings are read when a function is called, never at import time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.db.models import QuerySet
+
+from certmgr.models import Certificate
+
+from .models import SalesChannel
+
+logger = logging.getLogger(__name__)
+
+WRITTEN = "written"
+REMOVED = "removed"
+
+CERT_SUFFIX = ".crt"
+KEY_SUFFIX = ".key"
+MANIFEST_NAME = ".certmgr-manifest.json"
+LOCK_NAME = ".certmgr-lock"
+TEMP_PREFIX = ".certmgr-tmp-"
+DIR_MODE = 0o750  # nginx's group may traverse; umask can only tighten it
+KEY_MODE = 0o600
+CERT_MODE = 0o644  # public material
+# A temporary file this old was left by a process that died between write and rename.
+TEMP_STALE_SECONDS = 3600
+# Certificates are fetched by primary key in batches below every backend's parameter limit.
+FETCH_BATCH = 500
+
+
+@dataclass(frozen=True)
+class EdgeChange:
+    """One hostname whose files were written or removed."""
+
+    hostname: str
+    action: str  # WRITTEN | REMOVED
+
+
+class EdgeSyncError(Exception):
+    """Some hostnames could not be deployed (their key cannot be decrypted); all others were.
+
+    `changes` lists what the sync did change, `failures` maps hostname -> reason.
+    """
+
+    def __init__(self, *, changes: list[EdgeChange], failures: dict[str, str]):
+        self.changes = changes
+        self.failures = failures
+        names = ", ".join(sorted(failures))
+        super().__init__(f"Could not deploy {len(failures)} hostname(s): {names}")
+
+
+@dataclass
+class _Plan:
+    """What edge_sync found to do, before it touches the directory."""
+
+    write: dict[str, int] = field(default_factory=dict)  # hostname -> certificate id
+    remove: set[str] = field(default_factory=set)
+
+
+def edge_deployable_channels() -> QuerySet[SalesChannel]:
+    """The channels whose active certificate belongs on the edge."""
+    return (
+        SalesChannel.objects.exclude(ssl_mode=SalesChannel.SslMode.NONE)
+        .filter(active_certificate__isnull=False)
+        .exclude(active_certificate__certificate_pem="")
+        .exclude(active_certificate__private_key_encrypted="")
+    )
+
+
+def edge_channel_deploy(channel: SalesChannel) -> list[EdgeChange]:
+    """Bring one channel's files in line with its active certificate (write or remove).
+
+    Nothing is written when the manifest records the same fingerprint and both files exist.
+    A renamed channel's old hostname is not known here: call edge_hostname_remove() for it.
+    """
+    hostname = _hostname_check(channel.hostname)
+    certificate = channel.active_certificate if channel.active_certificate_id else None
+    deployable = (
+        channel.ssl_mode != SalesChannel.SslMode.NONE
+        and certificate is not None
+        and bool(certificate.certificate_pem)
+        and certificate.has_private_key
+    )
+    directory = _edge_directory()
+    with _edge_lock(directory):
+        manifest = _manifest_read(directory)
+        if not deployable:
+            changes = _hostname_files_remove(directory, hostname)
+            if manifest.pop(hostname, None) is not None:
+                _manifest_write(directory, manifest)
+            return changes
+        if manifest.get(hostname) == certificate.fingerprint_sha256 and _files_present(
+            directory, hostname
+        ):
+            return []
+        _certificate_files_write(directory, hostname, certificate)
+        manifest[hostname] = certificate.fingerprint_sha256
+        _manifest_write(directory, manifest)
+        return [EdgeChange(hostname, WRITTEN)]
+
+
+def edge_hostname_remove(hostname: str) -> list[EdgeChange]:
+    """Remove the files of a hostname that is no longer served (deleted or renamed channel)."""
+    hostname = _hostname_check(hostname)
+    directory = _edge_directory()
+    with _edge_lock(directory):
+        changes = _hostname_files_remove(directory, hostname)
+        manifest = _manifest_read(directory)
+        if manifest.pop(hostname, None) is not None:
+            _manifest_write(directory, manifest)
+        return changes
+
+
+def edge_sync(*, verify: bool = False) -> list[EdgeChange]:
+    """Resynchronise the whole edge directory with the database; return what changed.
+
+    Writes what is missing or differs from the manifest, removes ``*.crt``/``*.key`` files of
+    hostnames that should not be there. With `verify`, also compares every file's bytes (and
+    the key's mode) with what it should hold and rewrites damaged files; that decrypts every
+    key, so it is meant for an occasional check, not for every run.
+    Raises EdgeSyncError after deploying everything else when some keys cannot be decrypted.
+    """
+    directory = _edge_directory()
+    with _edge_lock(directory):
+        wanted = _wanted_read()
+        manifest = _manifest_read(directory)
+        on_disk = _directory_scan(directory)
+        plan = _plan_make(wanted=wanted, manifest=manifest, on_disk=on_disk)
+        if verify:
+            _plan_verify(plan, directory=directory, wanted=wanted)
+        changes: list[EdgeChange] = []
+        for hostname in sorted(plan.remove):
+            changes.extend(_hostname_files_remove(directory, hostname))
+        failures = _planned_writes_run(plan, directory=directory, changes=changes)
+        new_manifest = {
+            hostname: fingerprint
+            for hostname, (_, fingerprint) in wanted.items()
+            if hostname not in failures
+        }
+        # A failed hostname keeps whatever it had, and its manifest entry with it.
+        new_manifest.update({h: manifest[h] for h in failures if h in manifest})
+        if new_manifest != manifest:
+            _manifest_write(directory, new_manifest)
+    if failures:
+        raise EdgeSyncError(changes=changes, failures=failures)
+    return changes
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def _wanted_read() -> dict[str, tuple[int, str]]:
+    """hostname -> (certificate id, fingerprint) for every deployable channel, in one query."""
+    wanted = {}
+    rows = edge_deployable_channels().values_list(
+        "hostname", "active_certificate_id", "active_certificate__fingerprint_sha256"
+    )
+    for hostname, certificate_id, fingerprint in rows:
+        try:
+            _hostname_check(hostname)
+        except ValueError:
+            # One corrupt row must not stop the edge for every other shop.
+            logger.error("edge: refusing to deploy unsafe hostname %r", hostname)
+            continue
+        wanted[hostname] = (certificate_id, fingerprint)
+    return wanted
+
+
+def _plan_make(
+    *,
+    wanted: dict[str, tuple[int, str]],
+    manifest: dict[str, str],
+    on_disk: dict[str, set[str]],
+) -> _Plan:
+    plan = _Plan(remove=set(on_disk) - set(wanted))
+    for hostname, (certificate_id, fingerprint) in wanted.items():
+        complete = on_disk.get(hostname) == {CERT_SUFFIX, KEY_SUFFIX}
+        if not (complete and manifest.get(hostname) == fingerprint):
+            plan.write[hostname] = certificate_id
+    return plan
+
+
+def _plan_verify(plan: _Plan, *, directory: Path, wanted: dict[str, tuple[int, str]]) -> None:
+    """Add to the plan the hostnames whose files differ from what the database says."""
+    unchanged = {h: wanted[h][0] for h in wanted if h not in plan.write}
+    for hostname, certificate in _certificates_fetch(unchanged):
+        try:
+            cert_bytes, key_bytes = _certificate_contents(certificate)
+        except InvalidToken:
+            plan.write[hostname] = certificate.pk  # reported as a failure by the write step
+            continue
+        if not (
+            _file_holds(directory / f"{hostname}{CERT_SUFFIX}", cert_bytes)
+            and _file_holds(directory / f"{hostname}{KEY_SUFFIX}", key_bytes, mode=KEY_MODE)
+        ):
+            logger.warning("edge: %s files differ from the database, rewriting", hostname)
+            plan.write[hostname] = certificate.pk
+
+
+def _planned_writes_run(plan: _Plan, *, directory: Path, changes: list[EdgeChange]) -> dict:
+    """Write every planned hostname; return hostname -> reason for those that failed."""
+    failures = {}
+    for hostname, certificate in _certificates_fetch(plan.write):
+        try:
+            _certificate_files_write(directory, hostname, certificate)
+        except InvalidToken:
+            logger.error("edge: cannot decrypt the key for %s; left as it was", hostname)
+            failures[hostname] = "the private key cannot be decrypted with the configured keys"
+            continue
+        changes.append(EdgeChange(hostname, WRITTEN))
+    return failures
+
+
+def _certificates_fetch(certificate_ids: dict[str, int]) -> Iterator[tuple[str, Certificate]]:
+    """(hostname, certificate) for hostname -> certificate id, in hostname order, batched."""
+    hostnames = sorted(certificate_ids)
+    for start in range(0, len(hostnames), FETCH_BATCH):
+        batch = hostnames[start : start + FETCH_BATCH]
+        certificates = Certificate.objects.only(
+            "certificate_pem", "chain_pem", "private_key_encrypted", "fingerprint_sha256"
+        ).in_bulk({certificate_ids[h] for h in batch})
+        for hostname in batch:
+            yield hostname, certificates[certificate_ids[hostname]]
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def _hostname_check(hostname: str) -> str:
+    """The hostname, if it names a file inside the edge directory; ValueError otherwise."""
+    if not hostname or "/" in hostname or "\0" in hostname or hostname.startswith("."):
+        raise ValueError(f"refusing unsafe hostname for the edge directory: {hostname!r}")
+    return hostname
+
+
+def _edge_directory() -> Path:
+    directory = Path(settings.CERTMGR_EDGE_DIR)
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    return directory
+
+
+@contextmanager
+def _edge_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive flock so two processes never interleave manifest updates."""
+    descriptor = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _directory_scan(directory: Path) -> dict[str, set[str]]:
+    """hostname -> {".crt", ".key"} present, from one scandir; also sweeps stale temp files."""
+    found: dict[str, set[str]] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(TEMP_PREFIX):
+                _temp_file_sweep(entry)
+                continue
+            if name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            hostname, suffix = name[:-4], name[-4:]
+            if suffix in (CERT_SUFFIX, KEY_SUFFIX) and hostname:
+                found.setdefault(hostname, set()).add(suffix)
+    return found
+
+
+def _temp_file_sweep(entry: os.DirEntry) -> None:
+    """Delete a temporary file abandoned by a crashed writer (a live one is recent)."""
+    with suppress(FileNotFoundError):
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime > TEMP_STALE_SECONDS:
+            os.unlink(entry.path)
+
+
+def _files_present(directory: Path, hostname: str) -> bool:
+    return all(
+        (directory / f"{hostname}{suffix}").is_file() for suffix in (CERT_SUFFIX, KEY_SUFFIX)
+    )
+
+
+def _certificate_contents(certificate: Certificate) -> tuple[bytes, bytes]:
+    """(bundle, key) bytes as they belong on disk; decrypts the key."""
+    return certificate.public_bundle_pem().encode(), certificate.private_key_pem().encode()
+
+
+def _certificate_files_write(directory: Path, hostname: str, certificate: Certificate) -> None:
+    cert_bytes, key_bytes = _certificate_contents(certificate)
+    # Key first: a hostname's .crt then never exists without its key beside it.
+    _file_write_atomic(directory / f"{hostname}{KEY_SUFFIX}", key_bytes, mode=KEY_MODE)
+    _file_write_atomic(directory / f"{hostname}{CERT_SUFFIX}", cert_bytes, mode=CERT_MODE)
+    logger.info("edge: wrote %s (certificate %s)", hostname, certificate.fingerprint_sha256)
+
+
+def _file_write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Replace `path` with `data` so that a reader sees the old file or the new, never half."""
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+    try:
+        # The mode is set before the content exists, so a key is never readable by others.
+        os.fchmod(descriptor, mode)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            # On disk before the rename, so a power cut cannot leave an empty file in place.
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+def _file_holds(path: Path, data: bytes, *, mode: int | None = None) -> bool:
+    try:
+        if mode is not None and (path.stat().st_mode & 0o777) != mode:
+            return False
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def _hostname_files_remove(directory: Path, hostname: str) -> list[EdgeChange]:
+    removed = False
+    # Certificate first, mirroring the write order: a .crt never outlives its key.
+    for suffix in (CERT_SUFFIX, KEY_SUFFIX):
+        try:
+            os.unlink(directory / f"{hostname}{suffix}")
+        except FileNotFoundError:
+            continue
+        removed = True
+    if not removed:
+        return []
+    logger.info("edge: removed %s", hostname)
+    return [EdgeChange(hostname, REMOVED)]
+
+
+# --- manifest -------------------------------------------------------------------------------
+
+
+def _manifest_read(directory: Path) -> dict[str, str]:
+    """hostname -> deployed fingerprint; empty (so everything is rewritten) when unreadable."""
+    try:
+        data = json.loads((directory / MANIFEST_NAME).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        logger.warning("edge: manifest unreadable, every certificate will be rewritten")
+        return {}
+    deployed = data.get("deployed") if isinstance(data, dict) else None
+    if not isinstance(deployed, dict):
+        return {}
+    return {str(h): str(f) for h, f in deployed.items()}
+
+
+def _manifest_write(directory: Path, manifest: dict[str, str]) -> None:
+    text = json.dumps({"version": 1, "deployed": dict(sorted(manifest.items()))}, indent=0)
+    _file_write_atomic(directory / MANIFEST_NAME, text.encode(), mode=0o640)

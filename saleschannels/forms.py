@@ -1,0 +1,79 @@
+"""Forms of the sales-channel pages."""
+
+from django import forms
+
+from certmgr.models import Certificate
+from institutions.models import Institution
+
+from .hostnames import HostnameError, hostname_normalize
+from .models import SalesChannel
+from .selectors import certificate_unusable_reason, channel_certificate_choices
+
+
+class ChannelForm(forms.Form):
+    institution = forms.ModelChoiceField(queryset=Institution.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=200)
+    hostname = forms.CharField(
+        max_length=260, help_text="The shop's own hostname, e.g. tickets.example.com."
+    )
+
+    def __init__(self, *args, user, channel: SalesChannel | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.channel = channel
+        self.fields["institution"].queryset = Institution.objects.managed_by(user)
+        if channel is not None:
+            # A channel stays in its institution; only name and hostname change.
+            del self.fields["institution"]
+
+    def clean_hostname(self) -> str:
+        try:
+            hostname = hostname_normalize(self.cleaned_data["hostname"])
+        except HostnameError as error:
+            raise forms.ValidationError(str(error)) from None
+        taken = SalesChannel.objects.filter(hostname=hostname)
+        if self.channel is not None:
+            taken = taken.exclude(pk=self.channel.pk)
+        if taken.exists():
+            raise forms.ValidationError(f"{hostname} is already used by another sales channel.")
+        return hostname
+
+
+class ChannelSslForm(forms.Form):
+    """SSL Management (seed): managed by the platform, or a previously uploaded certificate."""
+
+    mode = forms.ChoiceField(choices=SalesChannel.SslMode.choices, widget=forms.RadioSelect)
+    certificate = forms.IntegerField(required=False, widget=forms.RadioSelect)
+
+    def __init__(self, *args, channel: SalesChannel, now, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.channel = channel
+        self.now = now
+        self.choices = channel_certificate_choices(channel, now)
+        self.fields["certificate"].widget.choices = [
+            (certificate.pk, certificate.name) for certificate in self.choices
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("mode") != SalesChannel.SslMode.UPLOADED:
+            cleaned["certificate"] = None
+            return cleaned
+        certificate_id = cleaned.get("certificate")
+        if certificate_id is None:
+            if not self.has_error("certificate"):
+                self.add_error("certificate", "Choose the uploaded certificate to use.")
+            return cleaned
+        # Looked up among this institution's certificates only: another institution's id is
+        # reported exactly like an id that does not exist.
+        certificate = Certificate.objects.filter(
+            pk=certificate_id, institution_id=self.channel.institution_id
+        ).first()
+        if certificate is None:
+            self.add_error("certificate", "There is no such certificate in this institution.")
+            return cleaned
+        reason = certificate_unusable_reason(certificate, self.channel, self.now)
+        if reason:
+            self.add_error("certificate", reason)
+            return cleaned
+        cleaned["certificate"] = certificate
+        return cleaned

@@ -1,0 +1,137 @@
+"""Writes of the sales-channel domain: create, change, delete, SSL management.
+
+Each write commits its database change first and then brings the channel's files on the TLS
+edge in line (edge.py), so the edge never serves something the database does not know about.
+A failed deployment is logged and reported to the caller; `manage.py deploy_edge` resyncs.
+"""
+
+import logging
+
+from django.db import transaction
+
+from certmgr.models import AuditEvent, Certificate
+from certmgr.services import audit_record
+
+from . import edge
+from .models import SalesChannel
+
+logger = logging.getLogger(__name__)
+
+
+class DeploymentError(Exception):
+    """The database change is saved but the edge files could not be written."""
+
+
+def _deploy(channel: SalesChannel) -> None:
+    try:
+        edge.edge_channel_deploy(channel)
+    except OSError as error:
+        logger.error(
+            "edge deployment failed for channel %s (%s): %s", channel.pk, channel.hostname, error
+        )
+        raise DeploymentError(
+            f"Saved, but the edge files for {channel.hostname} could not be written "
+            f"({error.strerror or error}). Run `manage.py deploy_edge` once the edge folder "
+            "is writable."
+        ) from error
+
+
+def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChannel:
+    with transaction.atomic():
+        channel = SalesChannel.objects.create(institution=institution, name=name, hostname=hostname)
+        audit_record(
+            institution=institution,
+            actor=actor,
+            action=AuditEvent.Action.CHANNEL_CREATE,
+            target=channel,
+            details={"hostname": hostname},
+        )
+    return channel
+
+
+def channel_update(*, channel: SalesChannel, name: str, hostname: str, actor) -> SalesChannel:
+    """Rename a channel or move it to another hostname (its edge files move with it)."""
+    old_hostname = channel.hostname
+    with transaction.atomic():
+        channel.name = name
+        channel.hostname = hostname
+        channel.save(update_fields=["name", "hostname"])
+        audit_record(
+            institution=channel.institution,
+            actor=actor,
+            action=AuditEvent.Action.CHANNEL_UPDATE,
+            target=channel,
+            details={"hostname": hostname, "previous_hostname": old_hostname},
+        )
+    if old_hostname != hostname:
+        try:
+            edge.edge_hostname_remove(old_hostname)
+        except OSError as error:
+            logger.error("could not remove edge files of %s: %s", old_hostname, error)
+        _deploy(channel)
+    return channel
+
+
+def channel_delete(*, channel: SalesChannel, actor) -> None:
+    """Delete a channel and remove its files from the edge."""
+    hostname = channel.hostname
+    with transaction.atomic():
+        audit_record(
+            institution=channel.institution,
+            actor=actor,
+            action=AuditEvent.Action.CHANNEL_DELETE,
+            target=channel,
+            details={"hostname": hostname},
+        )
+        channel.delete()
+    try:
+        edge.edge_hostname_remove(hostname)
+    except OSError as error:
+        logger.error("could not remove edge files of %s: %s", hostname, error)
+        raise DeploymentError(
+            f"Deleted, but the edge files for {hostname} could not be removed ({error})."
+        ) from error
+
+
+def channel_set_ssl_mode(
+    *, channel: SalesChannel, mode: str, certificate: Certificate | None = None, actor
+) -> SalesChannel:
+    """Apply the SSL Management choice of a channel (the form has checked `certificate`).
+
+    - none: nothing is served any more; the edge files are removed.
+    - uploaded: `certificate` becomes the chosen and the active certificate and is deployed.
+    - managed: recorded; the active certificate (if any) stays deployed until the platform's
+      own certificate has been issued and put in its place, so the shop never goes dark.
+    """
+    previous = {
+        "mode": channel.ssl_mode,
+        "certificate": channel.certificate_id,
+        "active_certificate": channel.active_certificate_id,
+    }
+    with transaction.atomic():
+        channel.ssl_mode = mode
+        if mode == SalesChannel.SslMode.NONE:
+            channel.certificate = None
+            channel.active_certificate = None
+        elif mode == SalesChannel.SslMode.UPLOADED:
+            if certificate is None:
+                raise ValueError("uploaded mode needs a certificate")
+            channel.certificate = certificate
+            channel.active_certificate = certificate
+        else:
+            channel.certificate = None
+        channel.save(update_fields=["ssl_mode", "certificate", "active_certificate"])
+        audit_record(
+            institution=channel.institution,
+            actor=actor,
+            action=AuditEvent.Action.CHANNEL_SSL_MODE,
+            target=channel,
+            details={
+                "mode": mode,
+                "certificate": channel.certificate_id,
+                "active_certificate": channel.active_certificate_id,
+                "previous": previous,
+            },
+        )
+    _deploy(channel)
+    return channel

@@ -1,0 +1,189 @@
+"""Sales-channel pages ("Point of Sales"): list, detail, create, edit, delete, SSL Management.
+
+Every channel is loaded through SalesChannel.objects.visible_to(user) (another institution's
+channel is a 404) and every write checks the manager role (403) before calling one service.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from certmgr.models import AuditEvent, Certificate
+from institutions.models import Institution, user_can_manage
+
+from . import services
+from .forms import ChannelForm, ChannelSslForm
+from .models import SalesChannel
+
+PAGE_SIZE = 50
+
+
+def _get_channel_for_user(request, pk: int) -> SalesChannel:
+    """The channel if the user may see it, else 404."""
+    queryset = SalesChannel.objects.visible_to(request.user).select_related(
+        "institution", "certificate"
+    )
+    return get_object_or_404(queryset, pk=pk)
+
+
+def _require_manager(request, institution) -> None:
+    if not user_can_manage(request.user, institution):
+        raise PermissionDenied("You need the manager role in this institution.")
+
+
+def _certificates_with_status(ids, now) -> dict:
+    """The certificates with these ids, annotated with their status, in one query."""
+    certificates = Certificate.objects.filter(pk__in=[pk for pk in ids if pk]).with_status(now)
+    return {certificate.pk: certificate for certificate in certificates.defer("content")}
+
+
+def _report_deployment(request, action) -> bool:
+    """Run a service call; a failed edge deployment becomes a message, not a 500."""
+    try:
+        action()
+    except services.DeploymentError as error:
+        messages.error(request, str(error))
+        return False
+    return True
+
+
+@login_required
+@require_GET
+def channel_list(request):
+    now = timezone.now()
+    channels = SalesChannel.objects.visible_to(request.user).select_related("institution")
+    query = request.GET.get("q", "").strip()
+    if query:
+        channels = channels.filter(hostname__icontains=query) | channels.filter(
+            name__icontains=query
+        )
+    page = Paginator(channels.order_by("hostname"), PAGE_SIZE).get_page(request.GET.get("page"))
+    active = _certificates_with_status([c.active_certificate_id for c in page], now)
+    rows = [
+        {
+            "channel": channel,
+            "active": active.get(channel.active_certificate_id),
+        }
+        for channel in page
+    ]
+    return render(
+        request,
+        "saleschannels/list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "q": query,
+            "now": now,
+            "can_create": Institution.objects.managed_by(request.user).exists(),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_new(request):
+    if not Institution.objects.managed_by(request.user).exists():
+        raise PermissionDenied("You need the manager role to create sales channels.")
+    form = ChannelForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        channel = services.channel_create(
+            institution=form.cleaned_data["institution"],
+            name=form.cleaned_data["name"],
+            hostname=form.cleaned_data["hostname"],
+            actor=request.user,
+        )
+        messages.success(request, f"Sales channel {channel.hostname} created.")
+        return redirect(channel)
+    return render(request, "saleschannels/form.html", {"form": form, "channel": None})
+
+
+@login_required
+@require_GET
+def channel_detail(request, pk: int):
+    channel = _get_channel_for_user(request, pk)
+    now = timezone.now()
+    active = _certificates_with_status([channel.active_certificate_id], now).get(
+        channel.active_certificate_id
+    )
+    events = AuditEvent.objects.filter(target_type="saleschannel", target_id=channel.pk)
+    return render(
+        request,
+        "saleschannels/detail.html",
+        {
+            "channel": channel,
+            "active": active,
+            "days_left": active.days_left(now) if active else None,
+            "events": events.select_related("actor")[:50],
+            "can_manage": user_can_manage(request.user, channel.institution),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_edit(request, pk: int):
+    channel = _get_channel_for_user(request, pk)
+    _require_manager(request, channel.institution)
+    initial = {"name": channel.name, "hostname": channel.hostname}
+    form = ChannelForm(request.POST or None, initial=initial, user=request.user, channel=channel)
+    if request.method == "POST" and form.is_valid():
+        if _report_deployment(
+            request,
+            lambda: services.channel_update(
+                channel=channel,
+                name=form.cleaned_data["name"],
+                hostname=form.cleaned_data["hostname"],
+                actor=request.user,
+            ),
+        ):
+            messages.success(request, "Sales channel saved.")
+        return redirect(channel)
+    return render(request, "saleschannels/form.html", {"form": form, "channel": channel})
+
+
+@login_required
+@require_POST
+def channel_delete(request, pk: int):
+    channel = _get_channel_for_user(request, pk)
+    _require_manager(request, channel.institution)
+    hostname = channel.hostname
+    if _report_deployment(
+        request, lambda: services.channel_delete(channel=channel, actor=request.user)
+    ):
+        messages.success(request, f"Sales channel {hostname} deleted.")
+    return redirect("channel_list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_ssl(request, pk: int):
+    """SSL Management: managed by the platform, an uploaded certificate, or none."""
+    channel = _get_channel_for_user(request, pk)
+    can_manage = user_can_manage(request.user, channel.institution)
+    if request.method == "POST" and not can_manage:
+        raise PermissionDenied("You need the manager role to change SSL management.")
+    now = timezone.now()
+    initial = {"mode": channel.ssl_mode, "certificate": channel.certificate_id}
+    form = ChannelSslForm(request.POST or None, initial=initial, channel=channel, now=now)
+    if request.method == "POST" and form.is_valid():
+        mode = form.cleaned_data["mode"]
+        if _report_deployment(
+            request,
+            lambda: services.channel_set_ssl_mode(
+                channel=channel,
+                mode=mode,
+                certificate=form.cleaned_data["certificate"],
+                actor=request.user,
+            ),
+        ):
+            messages.success(request, f"SSL management of {channel.hostname} saved.")
+        return redirect(channel)
+    return render(
+        request,
+        "saleschannels/ssl.html",
+        {"channel": channel, "form": form, "can_manage": can_manage, "now": now},
+    )
