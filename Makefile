@@ -34,6 +34,7 @@ test-postgres: install
 
 bench: install
 	$(PY) bench/scale.py
+	$(PY) bench/edge.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -185,6 +185,9 @@ class AuditEvent(models.Model):
         CHANNEL_UPDATE = "channel.update", "Sales channel changed"
         CHANNEL_DELETE = "channel.delete", "Sales channel deleted"
         CHANNEL_SSL_MODE = "channel.ssl_mode", "SSL management changed"
+        CHANNEL_CERTIFICATE_ISSUED = "channel.certificate_issued", "Certificate issued (ACME)"
+        CHANNEL_RENEWAL_FAILED = "channel.renewal_failed", "Certificate renewal failed"
+        CHANNEL_RENEW_NOW = "channel.renew_now", "Renewal requested"
 
     institution = models.ForeignKey(
         "institutions.Institution",

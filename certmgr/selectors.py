@@ -75,7 +75,8 @@ def certificate_channels(certificate: Certificate) -> list:
 class CertificateAlerts:
     expired: int
     critical: int
-    # Sales channels whose edge serves a wrong, expired or no certificate (the live probe).
+    # Sales channels whose edge serves a wrong, expired or no certificate (the live probe),
+    # or whose managed renewal failed twice in a row.
     channels_failing: int = 0
 
     @property
@@ -100,19 +101,20 @@ def _count_sql(queryset) -> tuple[str, tuple]:
 
 def certificate_alerts(*, user, now: datetime) -> CertificateAlerts:
     """What the banner shows: counts of expired and critical certificates the user can see and
-    of their sales channels failing the live probe, in one query (three scalar subqueries).
+    of their sales channels needing action (probe or renewal failing), in one query made of
+    three scalar subqueries.
 
     Each subquery keeps to an index range (certificates expiring before now or the critical
-    horizon, channels with a bad probe status), so the cost follows the number of things
-    needing attention, not the size of the tables.
+    horizon, channels with a bad probe status or failing renewals), so the cost follows the
+    number of things needing attention, not the size of the tables.
     """
-    from saleschannels.models import PROBE_PROBLEMS, SalesChannel
+    from saleschannels.models import channels_needing_action
 
     certificates = Certificate.objects.visible_to(user)
     parts = [
         _count_sql(certificates.filter(status_q(CertificateStatus.EXPIRED, now))),
         _count_sql(certificates.filter(status_q(CertificateStatus.CRITICAL, now))),
-        _count_sql(SalesChannel.objects.visible_to(user).filter(probe_status__in=PROBE_PROBLEMS)),
+        _count_sql(channels_needing_action(user)),
     ]
     sql = "SELECT " + ", ".join(f"({part_sql})" for part_sql, _ in parts)
     params = [param for _, part_params in parts for param in part_params]

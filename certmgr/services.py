@@ -46,13 +46,22 @@ def certificate_upload(
     actor,
     expires_at: datetime | None = None,
     content: bytes = b"",
+    source: str = Certificate.Source.UPLOADED,
+    replaces: Certificate | None = None,
 ) -> Certificate:
     """Store an uploaded certificate from a checked bundle.
 
     When the bundle could not be read (bundle.unreadable), `expires_at` is the date the operator
     typed and `content` the file as uploaded; the expiry is then marked manual (unverified).
     """
-    certificate = Certificate(institution=institution, name=name, kind=kind, created_by=actor)
+    certificate = Certificate(
+        institution=institution,
+        name=name,
+        kind=kind,
+        source=source,
+        replaces=replaces,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
     leaf = bundle.leaf
     if leaf is None:
         if expires_at is None:
@@ -86,6 +95,7 @@ def certificate_upload(
         action=AuditEvent.Action.CERTIFICATE_UPLOAD,
         target=certificate,
         details={
+            "source": certificate.source,
             "fingerprint_sha256": certificate.fingerprint_sha256,
             "expires_at": certificate.expires_at.isoformat(),
             "expiry_source": certificate.expiry_source,

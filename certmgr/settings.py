@@ -54,6 +54,21 @@ CERTMGR_EDGE_DIR = Path(env("CERTMGR_EDGE_DIR", default=str(VAR_DIR / "edge")))
 CERTMGR_PROBE_ADDRESS = env("CERTMGR_PROBE_ADDRESS", default="")
 CERTMGR_PROBE_TIMEOUT = env.float("CERTMGR_PROBE_TIMEOUT", default=5.0)
 
+# ACME (managed certificates). Let's Encrypt's staging CA unless told otherwise.
+ACME_DIRECTORY_URL = env(
+    "ACME_DIRECTORY_URL", default="https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+# A CA bundle to trust the ACME server with (a test CA such as Pebble); empty: system trust.
+ACME_CA_BUNDLE = env("ACME_CA_BUNDLE", default="")
+ACME_CONTACT_EMAIL = env("ACME_CONTACT_EMAIL", default="")
+ACME_EAB_KID = env("ACME_EAB_KID", default="")
+ACME_EAB_HMAC_KEY = env("ACME_EAB_HMAC_KEY", default="")
+ACME_PROFILE = env("ACME_PROFILE", default="")  # e.g. Let's Encrypt's "tlsserver", "shortlived"
+ACME_KEY_TYPE = env("ACME_KEY_TYPE", default="ec256")  # or "rsa2048"
+ACME_ORDER_TIMEOUT = env.float("ACME_ORDER_TIMEOUT", default=120.0)
+# How often Celery beat looks for managed certificates that are due.
+CERTMGR_RENEW_INTERVAL = env.float("CERTMGR_RENEW_INTERVAL", default=300.0)
+
 CERTMGR_WARNING_DAYS = env.int("CERTMGR_WARNING_DAYS", default=30)
 CERTMGR_CRITICAL_DAYS = env.int("CERTMGR_CRITICAL_DAYS", default=7)
 
@@ -142,19 +157,26 @@ X_FRAME_OPTIONS = "DENY"
 
 # Celery: an embedded filesystem broker by default, Redis in production.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task whose worker died unacknowledged is delivered again after this many seconds.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("out", "processed"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "out"),
-        "data_folder_out": str(_broker_dir / "out"),
-        "processed_folder": str(_broker_dir / "processed"),
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        data_folder_in=str(_broker_dir / "out"),
+        data_folder_out=str(_broker_dir / "out"),
+        processed_folder=str(_broker_dir / "processed"),
+    )
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "renew-due": {"task": "acme_client.tasks.renew_due", "schedule": CERTMGR_RENEW_INTERVAL},
+}
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from acme_client.views import acme_challenge
+
 from . import views
 
 urlpatterns = [
@@ -20,4 +22,5 @@ urlpatterns = [
     path("certificates/<int:pk>/delete/", views.certificate_delete, name="certificate_delete"),
     path("saleschannels/", include("saleschannels.urls")),
     path("admin/", admin.site.urls),
+    path(".well-known/acme-challenge/<str:token>", acme_challenge, name="acme_challenge"),
 ]

@@ -62,11 +62,26 @@ class SalesChannel(models.Model):
     probe_expires_at = models.DateTimeField(null=True, blank=True)
     probe_error = models.TextField(blank=True)
 
+    # Managed mode (ACME): when the next certificate is due, and how renewal has been going.
+    renewal_due_at = models.DateTimeField(null=True, blank=True)
+    renewal_failures = models.PositiveIntegerField(default=0)
+    renewal_last_attempt_at = models.DateTimeField(null=True, blank=True)
+    renewal_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    renewal_last_error = models.TextField(blank=True)
+    # A worker's claim on the channel's issuance: a token and a lease, taken with a
+    # conditional update so that two schedulers or workers never order twice for it.
+    renewal_claim = models.CharField(max_length=36, blank=True)
+    renewal_claimed_until = models.DateTimeField(null=True, blank=True)
+
     objects = SalesChannelQuerySet.as_manager()
 
     class Meta:
         ordering = ["hostname"]
-        indexes = [models.Index(fields=["probe_status"], name="channel_probe_status")]
+        indexes = [
+            models.Index(fields=["probe_status"], name="channel_probe_status"),
+            models.Index(fields=["ssl_mode", "renewal_due_at"], name="channel_renewal_due"),
+            models.Index(fields=["renewal_failures"], name="channel_renewal_failures"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hostname})"
@@ -75,5 +90,28 @@ class SalesChannel(models.Model):
         return reverse("channel_detail", args=[self.pk])
 
     @property
+    def renewal_failing(self) -> bool:
+        """Renewal failed twice or more in a row: an operator should look (alert banner)."""
+        return (
+            self.ssl_mode == self.SslMode.MANAGED
+            and self.renewal_failures >= RENEWAL_FAILURES_ALERT
+        )
+
+    @property
     def probe_has_problem(self) -> bool:
         return self.probe_status in PROBE_PROBLEMS
+
+
+# Renewal failures from this many in a row on count in the alert banner.
+RENEWAL_FAILURES_ALERT = 2
+
+
+def channels_needing_action(user) -> SalesChannelQuerySet:
+    """The user's channels that count in the alert banner: a bad probe result, or a managed
+    renewal that failed twice or more in a row. Both conditions are indexed."""
+    return SalesChannel.objects.visible_to(user).filter(
+        models.Q(probe_status__in=PROBE_PROBLEMS)
+        | models.Q(
+            ssl_mode=SalesChannel.SslMode.MANAGED, renewal_failures__gte=RENEWAL_FAILURES_ALERT
+        )
+    )

@@ -120,7 +120,23 @@ def channel_set_ssl_mode(
             channel.active_certificate = certificate
         else:
             channel.certificate = None
-        channel.save(update_fields=["ssl_mode", "certificate", "active_certificate"])
+        if mode == SalesChannel.SslMode.MANAGED and previous["mode"] != mode:
+            # A fresh start for managed renewal: due now, no failures carried over.
+            channel.renewal_due_at = None
+            channel.renewal_failures = 0
+            channel.renewal_next_attempt_at = None
+            channel.renewal_last_error = ""
+        channel.save(
+            update_fields=[
+                "ssl_mode",
+                "certificate",
+                "active_certificate",
+                "renewal_due_at",
+                "renewal_failures",
+                "renewal_next_attempt_at",
+                "renewal_last_error",
+            ]
+        )
         audit_record(
             institution=channel.institution,
             actor=actor,
@@ -134,4 +150,26 @@ def channel_set_ssl_mode(
             },
         )
     _deploy(channel)
+    if mode == SalesChannel.SslMode.MANAGED and previous["mode"] != mode:
+        channel_renew_now(channel=channel, actor=None)
     return channel
+
+
+def channel_renew_now(*, channel: SalesChannel, actor) -> bool:
+    """Queue an issuance for a managed channel now, whatever its schedule and backoff.
+
+    Returns False when an issuance is already in progress for it.
+    """
+    from acme_client.services import channel_issuance_queue
+
+    with transaction.atomic():
+        SalesChannel.objects.filter(pk=channel.pk).update(renewal_next_attempt_at=None)
+        queued = channel_issuance_queue(channel=channel)
+        if queued and actor is not None:
+            audit_record(
+                institution=channel.institution,
+                actor=actor,
+                action=AuditEvent.Action.CHANNEL_RENEW_NOW,
+                target=channel,
+            )
+    return queued

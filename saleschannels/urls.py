@@ -9,4 +9,5 @@ urlpatterns = [
     path("<int:pk>/edit/", views.channel_edit, name="channel_edit"),
     path("<int:pk>/delete/", views.channel_delete, name="channel_delete"),
     path("<int:pk>/ssl/", views.channel_ssl, name="channel_ssl"),
+    path("<int:pk>/renew/", views.channel_renew, name="channel_renew"),
 ]

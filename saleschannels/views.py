@@ -110,6 +110,9 @@ def channel_detail(request, pk: int):
         channel.active_certificate_id
     )
     events = AuditEvent.objects.filter(target_type="saleschannel", target_id=channel.pk)
+    orders = (
+        channel.acme_orders.all()[:10] if channel.ssl_mode == SalesChannel.SslMode.MANAGED else []
+    )
     return render(
         request,
         "saleschannels/detail.html",
@@ -118,6 +121,7 @@ def channel_detail(request, pk: int):
             "active": active,
             "days_left": active.days_left(now) if active else None,
             "events": events.select_related("actor")[:50],
+            "orders": orders,
             "can_manage": user_can_manage(request.user, channel.institution),
         },
     )
@@ -187,3 +191,18 @@ def channel_ssl(request, pk: int):
         "saleschannels/ssl.html",
         {"channel": channel, "form": form, "can_manage": can_manage, "now": now},
     )
+
+
+@login_required
+@require_POST
+def channel_renew(request, pk: int):
+    """Renew now (managed channels): queue an issuance, skipping the schedule and backoff."""
+    channel = _get_channel_for_user(request, pk)
+    _require_manager(request, channel.institution)
+    if channel.ssl_mode != SalesChannel.SslMode.MANAGED:
+        messages.error(request, "Only a managed sales channel is renewed by the platform.")
+    elif services.channel_renew_now(channel=channel, actor=request.user):
+        messages.success(request, f"Renewal of {channel.hostname} queued.")
+    else:
+        messages.info(request, f"A renewal of {channel.hostname} is already in progress.")
+    return redirect(channel)

@@ -16,6 +16,16 @@ from institutions.models import Institution, Membership
 from tests.support import PASSWORD
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _celery_in_memory():
+    """Tasks queued by the code under test go to an in-memory broker nobody consumes; tests
+    that need a worker start a real one (tests/celery_worker.py) or call the task."""
+    from certmgr.celery import app
+
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport_options = {}
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     """Django's test client calls itself "testserver": let it reach the back office. Each

@@ -241,4 +241,4 @@ def test_a_probe_problem_counts_in_the_banner(client, alice, channel):
     client.force_login(alice)
     html = client.get(reverse("certificate_list")).content.decode()
     assert 'data-level="expired" data-count="1"' in html
-    assert "1 sales channel serves a wrong, expired or no certificate" in html
+    assert "1 sales channel serves a wrong, expired or no certificate, or cannot renew its" in html

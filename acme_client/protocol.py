@@ -1,0 +1,394 @@
+"""The ACME (RFC 8555) workflow on top of the `acme` and `josepy` libraries (no Django here).
+
+The steps follow the RFC, one helper each: account -> order -> HTTP-01 challenge -> poll ->
+finalize -> download. Two things differ from the library's conveniences, on purpose:
+
+- Polling: `ClientV2.poll_and_finalize` sleeps a fixed second per poll, which is most of the
+  time an order takes against a fast CA. Here polls start at 50 ms and grow by half each time
+  (capped at 2 s), honour the server's Retry-After, and stop at an overall deadline.
+- Retries: the library retries a `badNonce` once; a CA may reject several nonces in a row
+  (Pebble rejects 5 % by default). Every request here is retried on badNonce several times,
+  and on 429 / 5xx after the Retry-After the CA asks for (bounded by the deadline).
+
+Challenges are published through a callback so that the caller can store them where every
+web process can answer them (the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+import josepy as jose
+import requests
+from acme import challenges, client, crypto_util, errors, messages
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "certmgr"
+NONCE_ATTEMPTS = 8
+TRANSIENT_ATTEMPTS = 5
+POLL_FIRST = 0.05
+POLL_GROWTH = 1.5
+POLL_MAX = 2.0
+
+T = TypeVar("T")
+
+
+class AcmeProblem(Exception):
+    """An ACME server answered with an error; carries what is needed to decide on a retry."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        status: int = 0,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        return self.code == "badNonce" or self.status == 429 or self.status >= 500
+
+
+class AcmeFailure(Exception):
+    """The order could not be completed; the message says why in plain words."""
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After in seconds, from either of its forms (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class _Network(client.ClientNetwork):
+    """ClientNetwork whose errors keep the HTTP status and Retry-After of the response."""
+
+    @classmethod
+    def _check_response(cls, response, content_type=None):
+        try:
+            return super()._check_response(response, content_type=content_type)
+        except messages.Error as problem:
+            raise AcmeProblem(
+                str(problem),
+                code=problem.code or "",
+                status=response.status_code,
+                retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
+            ) from problem
+        except errors.ClientError as error:
+            raise AcmeProblem(
+                f"the CA answered HTTP {response.status_code}",
+                status=response.status_code,
+                retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
+            ) from error
+
+
+def _call(action: Callable[[], T], *, deadline: datetime, what: str) -> T:
+    """Run one ACME request, retrying what a CA expects clients to retry."""
+    nonce_failures = 0
+    transient_failures = 0
+    while True:
+        try:
+            return action()
+        except AcmeProblem as problem:
+            if problem.code == "badNonce" and nonce_failures < NONCE_ATTEMPTS:
+                nonce_failures += 1
+                continue
+            if not problem.transient or transient_failures >= TRANSIENT_ATTEMPTS:
+                raise
+            transient_failures += 1
+            wait = problem.retry_after
+            if wait is None:
+                wait = min(0.5 * 2**transient_failures, 30.0)
+        except (requests.ConnectionError, requests.Timeout) as error:
+            if transient_failures >= TRANSIENT_ATTEMPTS:
+                raise AcmeFailure(f"The CA could not be reached ({what}): {error}") from error
+            transient_failures += 1
+            wait = min(0.2 * 2**transient_failures, 5.0)
+        remaining = (deadline - datetime.now(UTC)).total_seconds()
+        if wait > remaining:
+            raise AcmeFailure(
+                f"The CA asked to wait {wait:.0f} s ({what}), longer than the time left."
+            )
+        logger.info("ACME %s: retrying in %.2f s", what, wait)
+        time.sleep(wait)
+
+
+def _poll_intervals(deadline: datetime):
+    """Sleep between polls: short and growing, never past the deadline."""
+    interval = POLL_FIRST
+    while True:
+        remaining = (deadline - datetime.now(UTC)).total_seconds()
+        if remaining <= 0:
+            return
+        yield min(interval, remaining)
+        interval = min(interval * POLL_GROWTH, POLL_MAX)
+
+
+def account_key_generate() -> jose.JWK:
+    """A new account key: EC P-256 (ES256), small and fast to sign with."""
+    return jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+
+
+def account_key_pem(key: jose.JWK) -> bytes:
+    return key.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def account_key_load(pem: bytes) -> jose.JWK:
+    return jose.JWK.load(pem)
+
+
+def _alg(key: jose.JWK):
+    return jose.ES256 if isinstance(key, jose.JWKEC) else jose.RS256
+
+
+def client_open(
+    *,
+    directory_url: str,
+    account_key: jose.JWK,
+    account_uri: str | None = None,
+    ca_bundle: str | bool = True,
+    deadline: datetime,
+) -> client.ClientV2:
+    """An ACME client bound to the account (fetches the directory)."""
+    account = messages.RegistrationResource(body={}, uri=account_uri) if account_uri else None
+    network = _Network(
+        account_key, account=account, alg=_alg(account_key), verify_ssl=ca_bundle,
+        user_agent=USER_AGENT, timeout=30,
+    )  # fmt: skip
+    directory = _call(
+        lambda: messages.Directory.from_json(network.get(directory_url).json()),
+        deadline=deadline,
+        what="directory",
+    )
+    return client.ClientV2(directory, network)
+
+
+def account_register(
+    acme: client.ClientV2,
+    *,
+    email: str = "",
+    eab_kid: str = "",
+    eab_hmac_key: str = "",
+    deadline: datetime,
+) -> str:
+    """Register (or find) the account for this key, agreeing to the terms; returns its URL."""
+    eab = None
+    if eab_kid and eab_hmac_key:
+        eab = messages.ExternalAccountBinding.from_data(
+            account_public_key=acme.net.key.public_key(),
+            kid=eab_kid,
+            hmac_key=eab_hmac_key,
+            directory=acme.directory,
+        )
+    registration = messages.NewRegistration.from_data(
+        email=email or None, terms_of_service_agreed=True, external_account_binding=eab
+    )
+    try:
+        account = _call(lambda: acme.new_account(registration), deadline=deadline, what="account")
+    except errors.ConflictError as existing:
+        # The key already has an account: RFC 8555 answers with its URL.
+        acme.net.account = messages.RegistrationResource(body={}, uri=existing.location)
+        return existing.location
+    return account.uri  # new_account() has bound the client to it
+
+
+def certificate_key_generate(key_type: str = "ec256") -> bytes:
+    """A fresh private key for one certificate, as PKCS#8 PEM (never reuse keys across orders)."""
+    if key_type == "rsa2048":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif key_type == "ec256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        raise ValueError(f"unknown ACME_KEY_TYPE {key_type!r} (ec256 or rsa2048)")
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+@dataclass(frozen=True)
+class Issued:
+    order_url: str
+    fullchain_pem: str
+
+
+def _http01(authorization: messages.AuthorizationResource) -> messages.ChallengeBody:
+    for challenge in authorization.body.challenges:
+        if isinstance(challenge.chall, challenges.HTTP01):
+            return challenge
+    raise AcmeFailure(
+        f"The CA offers no HTTP-01 challenge for {authorization.body.identifier.value}."
+    )
+
+
+def _problem_words(problem) -> str:
+    if problem is None:
+        return "no reason given"
+    detail = getattr(problem, "detail", None) or ""
+    code = getattr(problem, "code", None) or ""
+    return f"{detail} ({code})" if code else detail or str(problem)
+
+
+def _order_place(
+    acme: client.ClientV2, *, csr_pem: bytes, hostname: str, profile: str, deadline: datetime
+) -> messages.OrderResource:
+    """POST newOrder, then fetch its authorizations, each request retried on its own.
+
+    `ClientV2.new_order` does both in one call, so retrying it after a rejected nonce on an
+    authorization fetch would place a second order: one retry scope per request instead.
+    """
+    fields = {"identifiers": [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=hostname)]}
+    if profile:
+        fields["profile"] = profile
+    response = _call(
+        lambda: acme._post(acme.directory["newOrder"], messages.NewOrder(**fields)),
+        deadline=deadline,
+        what="new order",
+    )
+    body = messages.Order.from_json(response.json())
+    authorizations = [
+        acme._authzr_from_response(
+            _call(lambda url=url: acme._post_as_get(url), deadline=deadline, what="authorization"),
+            uri=url,
+        )
+        for url in body.authorizations
+    ]
+    return messages.OrderResource(
+        body=body,
+        uri=response.headers.get("Location"),
+        authorizations=authorizations,
+        csr_pem=csr_pem,
+    )
+
+
+def _order_fetch(acme: client.ClientV2, order_url: str, *, deadline: datetime):
+    response = _call(lambda: acme._post_as_get(order_url), deadline=deadline, what="order")
+    return messages.Order.from_json(response.json()), response
+
+
+def certificate_obtain(
+    acme: client.ClientV2,
+    *,
+    hostname: str,
+    key_pem: bytes,
+    deadline: datetime,
+    challenge_publish: Callable[[str, str], None],
+    challenge_withdraw: Callable[[str], None],
+    order_placed: Callable[[str], None] = lambda url: None,
+    profile: str = "",
+) -> Issued:
+    """Order a certificate for `hostname`, prove control over HTTP-01, finalize, download."""
+    csr_pem = crypto_util.make_csr(key_pem, [hostname])
+    order = _order_place(
+        acme, csr_pem=csr_pem, hostname=hostname, profile=profile, deadline=deadline
+    )
+    order_placed(order.uri)
+    published: list[str] = []
+    try:
+        for authorization in order.authorizations:
+            if authorization.body.status == messages.STATUS_VALID:
+                continue  # the CA remembers an earlier validation for this account
+            challenge = _http01(authorization)
+            response, validation = challenge.response_and_validation(acme.net.key)
+            challenge_publish(challenge.chall.encode("token"), validation)
+            published.append(challenge.chall.encode("token"))
+            _call(
+                lambda challenge=challenge, response=response: acme.answer_challenge(
+                    challenge, response
+                ),
+                deadline=deadline,
+                what="challenge",
+            )
+        for authorization in order.authorizations:
+            _authorization_wait(acme, authorization, deadline=deadline)
+    finally:
+        for token in published:
+            challenge_withdraw(token)
+
+    _call(lambda: acme.begin_finalization(order), deadline=deadline, what="finalize")
+    for pause in _poll_intervals(deadline):
+        body, response = _order_fetch(acme, order.uri, deadline=deadline)
+        if body.status == messages.STATUS_VALID and body.certificate:
+            certificate = _call(
+                lambda url=body.certificate: acme._post_as_get(
+                    url, content_type="application/pem-certificate-chain"
+                ),
+                deadline=deadline,
+                what="certificate download",
+            )
+            return Issued(order_url=order.uri, fullchain_pem=certificate.text)
+        if body.status == messages.STATUS_INVALID:
+            raise AcmeFailure(f"The CA refused the order: {_problem_words(body.error)}")
+        time.sleep(max(pause, _retry_after_seconds(response.headers.get("Retry-After")) or 0))
+    raise AcmeFailure("The CA did not issue the certificate in time.")
+
+
+def _authorization_wait(acme: client.ClientV2, authorization, *, deadline: datetime) -> None:
+    """Poll one authorization until the CA has validated it (or refused)."""
+    for pause in _poll_intervals(deadline):
+        current, response = _call(lambda: acme.poll(authorization), deadline=deadline, what="poll")
+        status = current.body.status
+        if status == messages.STATUS_VALID:
+            return
+        if status == messages.STATUS_INVALID:
+            reasons = [
+                _problem_words(challenge.error)
+                for challenge in current.body.challenges
+                if challenge.error is not None
+            ]
+            raise AcmeFailure(
+                f"The CA could not validate {current.body.identifier.value}: "
+                + ("; ".join(reasons) or "no reason given")
+            )
+        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        time.sleep(max(pause, min(retry_after or 0, POLL_MAX)))
+    raise AcmeFailure("The CA did not validate the challenge in time.")
+
+
+def renewal_suggestion(
+    acme: client.ClientV2, *, certificate_pem: str, deadline: datetime
+) -> datetime | None:
+    """When ARI (RFC 9773) suggests renewing, or None when the CA does not offer ARI."""
+    try:
+        suggested, _ask_again = _call(
+            lambda: acme.renewal_time(certificate_pem.encode()), deadline=deadline, what="ARI"
+        )
+    except errors.ARIError as error:
+        logger.warning("ARI not available: %s", error)
+        return None
+    if suggested is not None and suggested.tzinfo is None:
+        suggested = suggested.replace(tzinfo=UTC)
+    return suggested
+
+
+def deadline_in(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -1,0 +1,326 @@
+"""Managed certificates: claim a channel, obtain its certificate over ACME, switch, deploy.
+
+The workflow of one issuance (`channel_certificate_issue`), in this order:
+
+1. the caller holds the channel's claim (`channel_issuance_claim`, a conditional update);
+2. order -> HTTP-01 (challenge stored in the database, answered by any web process) ->
+   finalize -> download, with a new key per certificate;
+3. the certificate is checked like an upload and stored as a managed Certificate that
+   `replaces` the previous one;
+4. the channel's active certificate is switched, and the claim released, in one transaction
+   that only commits while the claim is still ours;
+5. the edge files are written.
+
+Until step 5 the previous certificate stays active and served. A failure changes nothing but
+the channel's renewal state (attempts, plain-words error, next attempt with backoff).
+"""
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from certmgr import encryption
+from certmgr.bundle import certificate_bundle_parse
+from certmgr.models import AuditEvent, Certificate
+from certmgr.services import audit_record, certificate_upload
+from saleschannels import edge
+from saleschannels.models import SalesChannel
+
+from . import protocol
+from .models import AcmeAccount, AcmeChallenge, AcmeOrder
+from .renewal import failure_backoff, renewal_due_at
+
+logger = logging.getLogger(__name__)
+
+# How long a claim protects an issuance from other workers; past it, a crashed worker's
+# channel can be claimed again.
+CLAIM_MARGIN = timedelta(minutes=5)
+CHALLENGE_LIFETIME = timedelta(hours=1)
+
+
+class ClaimLost(Exception):
+    """Another worker took the channel over (our lease ran out): keep nothing of ours."""
+
+
+def _claim_lease() -> timedelta:
+    return timedelta(seconds=settings.ACME_ORDER_TIMEOUT) + CLAIM_MARGIN
+
+
+def channel_issuance_claim(
+    *, channel_id: int, now: datetime | None = None, due_only: bool = False
+) -> str | None:
+    """Claim a managed channel for one issuance; returns the claim token, or None when another
+    worker holds it (or, with due_only, when it is not due any more)."""
+    now = now or timezone.now()
+    token = str(uuid.uuid4())
+    candidates = SalesChannel.objects.filter(
+        Q(renewal_claimed_until__isnull=True) | Q(renewal_claimed_until__lt=now),
+        pk=channel_id,
+        ssl_mode=SalesChannel.SslMode.MANAGED,
+    )
+    if due_only:
+        candidates = candidates.filter(_due_q(now))
+    updated = candidates.update(renewal_claim=token, renewal_claimed_until=now + _claim_lease())
+    return token if updated == 1 else None
+
+
+def _due_q(now: datetime) -> Q:
+    return (Q(renewal_due_at__isnull=True) | Q(renewal_due_at__lte=now)) & (
+        Q(renewal_next_attempt_at__isnull=True) | Q(renewal_next_attempt_at__lte=now)
+    )
+
+
+def channels_due(now: datetime):
+    """Managed channels whose certificate is due (or missing), not backing off, not claimed."""
+    return SalesChannel.objects.filter(
+        _due_q(now),
+        Q(renewal_claimed_until__isnull=True) | Q(renewal_claimed_until__lt=now),
+        ssl_mode=SalesChannel.SslMode.MANAGED,
+    )
+
+
+def account_client(*, deadline: datetime):
+    """An ACME client for the configured directory, registering the account on first use."""
+    directory_url = settings.ACME_DIRECTORY_URL
+    ca_bundle = settings.ACME_CA_BUNDLE or True
+    account = AcmeAccount.objects.filter(directory_url=directory_url).first()
+    if account is None:
+        key = protocol.account_key_generate()
+        acme = protocol.client_open(
+            directory_url=directory_url, account_key=key, ca_bundle=ca_bundle, deadline=deadline
+        )
+        uri = protocol.account_register(
+            acme,
+            email=settings.ACME_CONTACT_EMAIL,
+            eab_kid=settings.ACME_EAB_KID,
+            eab_hmac_key=settings.ACME_EAB_HMAC_KEY,
+            deadline=deadline,
+        )
+        account, created = AcmeAccount.objects.get_or_create(
+            directory_url=directory_url,
+            defaults={
+                "key_encrypted": encryption.encrypt(protocol.account_key_pem(key)),
+                "uri": uri,
+                "contact_email": settings.ACME_CONTACT_EMAIL,
+            },
+        )
+        if created:
+            return acme
+        # Another worker registered at the same moment: use the stored account.
+    key = protocol.account_key_load(encryption.decrypt(account.key_encrypted))
+    return protocol.client_open(
+        directory_url=directory_url,
+        account_key=key,
+        account_uri=account.uri,
+        ca_bundle=ca_bundle,
+        deadline=deadline,
+    )
+
+
+def challenge_publish(*, hostname: str, token: str, key_authorization: str) -> None:
+    AcmeChallenge.objects.update_or_create(
+        token=token,
+        defaults={
+            "hostname": hostname,
+            "key_authorization": key_authorization,
+            "expires_at": timezone.now() + CHALLENGE_LIFETIME,
+        },
+    )
+
+
+def challenge_withdraw(*, token: str) -> None:
+    AcmeChallenge.objects.filter(token=token).delete()
+
+
+def challenge_answer(*, hostname: str, token: str) -> str | None:
+    """The key authorization for a pending challenge of this hostname, or None."""
+    return (
+        AcmeChallenge.objects.filter(token=token, hostname=hostname, expires_at__gt=timezone.now())
+        .values_list("key_authorization", flat=True)
+        .first()
+    )
+
+
+def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | None:
+    """Obtain and deploy a certificate for a claimed managed channel (see module docstring).
+
+    Returns the new certificate, or None when the claim is not (or no longer) ours or the
+    issuance failed (the failure is recorded on the channel).
+    """
+    channel = SalesChannel.objects.select_related("institution", "active_certificate").get(
+        pk=channel_id
+    )
+    if channel.renewal_claim != claim or channel.ssl_mode != SalesChannel.SslMode.MANAGED:
+        logger.info("channel %s: claim not ours or mode changed, nothing to do", channel_id)
+        return None
+    started = timezone.now()
+    SalesChannel.objects.filter(pk=channel_id, renewal_claim=claim).update(
+        renewal_last_attempt_at=started
+    )
+    order = AcmeOrder.objects.create(
+        channel=channel, hostname=channel.hostname, directory_url=settings.ACME_DIRECTORY_URL
+    )
+    try:
+        certificate = _certificate_obtain_and_store(channel, claim=claim, order=order)
+    except ClaimLost:
+        logger.warning("channel %s: claim lost during issuance, result dropped", channel_id)
+        _order_finish(order, status=AcmeOrder.Status.FAILED, error="claim lost to another worker")
+        return None
+    except Exception as error:  # any failure: record it, keep the working certificate
+        message = _failure_words(error)
+        logger.warning(
+            "channel %s (%s): issuance failed: %s", channel_id, channel.hostname, message
+        )
+        _order_finish(order, status=AcmeOrder.Status.FAILED, error=message)
+        _failure_record(channel, claim=claim, message=message)
+        return None
+    _order_finish(order, status=AcmeOrder.Status.VALID, certificate=certificate)
+    try:
+        edge.edge_channel_deploy(SalesChannel.objects.get(pk=channel_id))
+    except OSError as error:
+        logger.error("channel %s: deployment failed: %s", channel_id, error)
+    logger.info(
+        "channel %s (%s): certificate %s issued, expires %s",
+        channel_id,
+        channel.hostname,
+        certificate.pk,
+        certificate.expires_at.isoformat(),
+    )
+    return certificate
+
+
+def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: AcmeOrder):
+    deadline = protocol.deadline_in(settings.ACME_ORDER_TIMEOUT)
+    acme = account_client(deadline=deadline)
+    key_pem = protocol.certificate_key_generate(settings.ACME_KEY_TYPE)
+    issued = protocol.certificate_obtain(
+        acme,
+        hostname=channel.hostname,
+        key_pem=key_pem,
+        deadline=deadline,
+        profile=settings.ACME_PROFILE,
+        challenge_publish=lambda token, key_authorization: challenge_publish(
+            hostname=channel.hostname, token=token, key_authorization=key_authorization
+        ),
+        challenge_withdraw=lambda token: challenge_withdraw(token=token),
+        order_placed=lambda url: AcmeOrder.objects.filter(pk=order.pk).update(order_url=url),
+    )
+    bundle = certificate_bundle_parse(
+        certificate=issued.fullchain_pem.encode(), private_key=key_pem, kind="ssl"
+    )
+    if not bundle.ok:
+        problems = "; ".join(m for messages in bundle.errors.values() for m in messages)
+        raise protocol.AcmeFailure(f"The CA's certificate did not pass the checks: {problems}")
+    suggested = protocol.renewal_suggestion(
+        acme, certificate_pem=bundle.certificate_pem, deadline=deadline
+    )
+    with transaction.atomic():
+        certificate = certificate_upload(
+            institution=channel.institution,
+            name=f"{channel.hostname} (managed)",
+            kind=Certificate.Kind.SSL,
+            bundle=bundle,
+            actor=None,
+            source=Certificate.Source.MANAGED,
+            replaces=channel.active_certificate,
+        )
+        switched = SalesChannel.objects.filter(
+            pk=channel.pk, renewal_claim=claim, ssl_mode=SalesChannel.SslMode.MANAGED
+        ).update(
+            active_certificate=certificate,
+            renewal_due_at=renewal_due_at(
+                not_before=bundle.leaf.not_before,
+                not_after=bundle.leaf.not_after,
+                suggested=suggested,
+            ),
+            renewal_failures=0,
+            renewal_last_error="",
+            renewal_next_attempt_at=None,
+            renewal_claim="",
+            renewal_claimed_until=None,
+        )
+        if switched != 1:
+            raise ClaimLost()
+        audit_record(
+            institution=channel.institution,
+            actor=None,
+            action=AuditEvent.Action.CHANNEL_CERTIFICATE_ISSUED,
+            target=channel,
+            details={
+                "certificate": certificate.pk,
+                "replaces": channel.active_certificate_id,
+                "expires_at": certificate.expires_at.isoformat(),
+                "order_url": issued.order_url,
+            },
+        )
+    return certificate
+
+
+def _failure_words(error: Exception) -> str:
+    if isinstance(error, protocol.AcmeFailure | protocol.AcmeProblem):
+        return str(error)
+    if isinstance(error, OSError | ConnectionError):
+        return f"The CA could not be reached: {error}"
+    return f"Unexpected error: {error.__class__.__name__}: {error}"
+
+
+def _failure_record(channel: SalesChannel, *, claim: str, message: str) -> None:
+    """Count the failure, schedule the next attempt with backoff, release the claim."""
+    now = timezone.now()
+    failures = channel.renewal_failures + 1
+    with transaction.atomic():
+        SalesChannel.objects.filter(pk=channel.pk, renewal_claim=claim).update(
+            renewal_failures=failures,
+            renewal_last_error=message[:2000],
+            renewal_next_attempt_at=now + failure_backoff(failures),
+            renewal_claim="",
+            renewal_claimed_until=None,
+        )
+        audit_record(
+            institution=channel.institution,
+            actor=None,
+            action=AuditEvent.Action.CHANNEL_RENEWAL_FAILED,
+            target=channel,
+            details={"error": message[:500], "failures": failures},
+        )
+
+
+def _order_finish(order: AcmeOrder, *, status: str, error: str = "", certificate=None) -> None:
+    AcmeOrder.objects.filter(pk=order.pk).update(
+        status=status, error=error[:2000], certificate=certificate, finished_at=timezone.now()
+    )
+
+
+def channels_renew_due(*, now: datetime | None = None, queue) -> int:
+    """Claim every due channel and queue its issuance; returns how many were queued.
+
+    `queue(channel_id, claim)` sends the task (Celery's delay, or a direct call in tests).
+    """
+    now = now or timezone.now()
+    queued = 0
+    for channel_id in channels_due(now).values_list("pk", flat=True):
+        claim = channel_issuance_claim(channel_id=channel_id, now=now, due_only=True)
+        if claim is None:
+            continue  # another scheduler got there first
+        queue(channel_id, claim)
+        queued += 1
+    return queued
+
+
+def channel_issuance_queue(*, channel: SalesChannel) -> bool:
+    """Claim a managed channel and queue its issuance once the transaction commits.
+
+    Returns False when a worker already holds the channel (an issuance is in progress).
+    """
+    from .tasks import issue_certificate
+
+    claim = channel_issuance_claim(channel_id=channel.pk)
+    if claim is None:
+        return False
+    transaction.on_commit(lambda: issue_certificate.delay(channel.pk, claim))
+    return True

@@ -1,0 +1,20 @@
+"""Celery tasks: thin, idempotent wrappers that take ids and call one service each."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def issue_certificate(channel_id: int, claim: str) -> int | None:
+    """Obtain, store, switch and deploy a managed certificate for a claimed channel."""
+    certificate = services.channel_certificate_issue(channel_id=channel_id, claim=claim)
+    return certificate.pk if certificate else None
+
+
+@shared_task(acks_late=True)
+def renew_due() -> int:
+    """Beat: claim every managed channel that is due and queue its issuance."""
+    return services.channels_renew_due(
+        queue=lambda channel_id, claim: issue_certificate.delay(channel_id, claim)
+    )

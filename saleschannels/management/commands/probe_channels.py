@@ -1,0 +1,33 @@
+"""manage.py probe_channels [--hostname H]: check what the TLS edge really serves.
+
+Probes every sales channel that uses SSL (or only H), records the result on each channel and
+prints one line per channel ("<hostname> <status>", plus the error when the probe failed) and a
+summary of the counts per status.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from saleschannels.models import SalesChannel
+from saleschannels.probe import channels_probe
+
+
+class Command(BaseCommand):
+    help = "TLS-handshake with every SSL sales channel and record which certificate is served."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--hostname", help="probe only the channel on this hostname")
+
+    def handle(self, *args, hostname: str | None = None, **options):
+        queryset = SalesChannel.objects.all()
+        if hostname:
+            queryset = queryset.filter(hostname=hostname.strip().lower().rstrip("."))
+            if not queryset.exists():
+                raise CommandError(f"No sales channel has the hostname {hostname}.")
+        counts = channels_probe(queryset)
+        probed = queryset.exclude(ssl_mode=SalesChannel.SslMode.NONE).order_by("hostname")
+        for name, status, error in probed.values_list("hostname", "probe_status", "probe_error"):
+            self.stdout.write(f"{name} {status}" + (f": {error}" if error else ""))
+        if not sum(counts.values()):
+            self.stdout.write("No sales channel uses SSL: nothing to probe.")
+            return
+        self.stdout.write(", ".join(f"{count} {status}" for status, count in counts.items()))
