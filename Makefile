@@ -23,7 +23,7 @@ run: install
 	@echo
 	@echo "certmgr back office: http://$(HOST):$(PORT)/  (log in with one of the logins above)"
 	@echo
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	PY=$(PY) HOST=$(HOST) PORT=$(PORT) scripts/run
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,102 @@
+"""Claims and the renew_due schedule: due channels are claimed once, whoever asks."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from acme_client import services
+from saleschannels.models import SalesChannel
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def managed(acme):
+    return SalesChannel.objects.create(
+        institution=acme, name="Acme", hostname="shop.acme.test", ssl_mode="managed"
+    )
+
+
+def queued_by(runs: int) -> list[int]:
+    queued = []
+    for _ in range(runs):
+        services.channels_renew_due(queue=lambda channel_id, claim: queued.append(channel_id))
+    return queued
+
+
+def test_a_channel_without_a_certificate_is_due_and_claimed_once(managed):
+    assert queued_by(2) == [managed.pk]
+    managed.refresh_from_db()
+    assert managed.renewal_claim and managed.renewal_claimed_until > timezone.now()
+
+
+def test_a_claim_is_taken_with_a_conditional_update(managed):
+    first = services.channel_issuance_claim(channel_id=managed.pk)
+    second = services.channel_issuance_claim(channel_id=managed.pk)
+    assert first and second is None
+
+
+def test_an_expired_claim_can_be_taken_again(managed):
+    services.channel_issuance_claim(channel_id=managed.pk)
+    later = timezone.now() + timedelta(hours=1)
+    assert services.channel_issuance_claim(channel_id=managed.pk, now=later)
+
+
+def test_channels_not_due_backing_off_or_not_managed_are_left_alone(acme, managed):
+    now = timezone.now()
+    managed.renewal_due_at = now + timedelta(days=10)
+    managed.save()
+    SalesChannel.objects.create(
+        institution=acme,
+        name="Backing off",
+        hostname="b.acme.test",
+        ssl_mode="managed",
+        renewal_next_attempt_at=now + timedelta(minutes=5),
+    )
+    SalesChannel.objects.create(institution=acme, name="Uploaded", hostname="u.acme.test")
+    assert queued_by(1) == []
+
+
+def test_a_channel_past_its_renewal_time_is_due(managed):
+    managed.renewal_due_at = timezone.now() - timedelta(seconds=1)
+    managed.save()
+    assert queued_by(1) == [managed.pk]
+
+
+def test_an_issuance_without_our_claim_does_nothing(managed):
+    services.channel_issuance_claim(channel_id=managed.pk)
+    assert services.channel_certificate_issue(channel_id=managed.pk, claim="not-ours") is None
+    assert not managed.acme_orders.exists()
+
+
+def test_setting_a_channel_to_managed_queues_its_issuance(
+    client, alice, acme, django_capture_on_commit_callbacks, monkeypatch
+):
+    from acme_client import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.issue_certificate, "delay", lambda *args: sent.append(args))
+    channel = SalesChannel.objects.create(institution=acme, name="Acme", hostname="x.acme.test")
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/saleschannels/{channel.pk}/ssl/", {"mode": "managed"})
+    channel.refresh_from_db()
+    assert sent == [(channel.pk, channel.renewal_claim)]
+
+
+def test_renew_now_needs_the_manager_role_and_a_managed_channel(
+    client, alice, bob, managed, django_capture_on_commit_callbacks, monkeypatch
+):
+    from acme_client import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.issue_certificate, "delay", lambda *args: sent.append(args))
+    url = f"/saleschannels/{managed.pk}/renew/"
+    client.force_login(bob)
+    assert client.post(url).status_code == 403
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url)
+        client.post(url)  # already in progress: not queued twice
+    assert len(sent) == 1
