@@ -339,9 +339,7 @@ def certificate_obtain(
         body, response = _order_fetch(acme, order.uri, deadline=deadline)
         if body.status == messages.STATUS_VALID and body.certificate:
             certificate = _call(
-                lambda url=body.certificate: acme._post_as_get(
-                    url, content_type="application/pem-certificate-chain"
-                ),
+                lambda url=body.certificate: acme._post_as_get(url),
                 deadline=deadline,
                 what="certificate download",
             )

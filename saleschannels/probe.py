@@ -48,6 +48,20 @@ PROBE_FIELDS = [
 PROBE_OUTCOMES = (ProbeStatus.OK, ProbeStatus.MISMATCH, ProbeStatus.EXPIRED, ProbeStatus.FAILED)
 
 
+# What OpenSSL's terse reasons mean for an operator looking at a webshop.
+_NO_CERTIFICATE = ": the server has no usable certificate for this name"
+_HANDSHAKE_MEANINGS = {
+    # nginx cannot load <hostname>.crt/.key (missing, unreadable, key does not match)
+    "TLSV1_ALERT_INTERNAL_ERROR": _NO_CERTIFICATE,
+    # nginx's ssl_reject_handshake, or a server that does not know the name
+    "TLSV1_UNRECOGNIZED_NAME": _NO_CERTIFICATE,
+    "TLSV1_ALERT_UNRECOGNIZED_NAME": _NO_CERTIFICATE,
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": _NO_CERTIFICATE,
+    "WRONG_VERSION_NUMBER": ": the port does not speak TLS (plain HTTP?)",
+    "UNSUPPORTED_PROTOCOL": ": the server only offers an outdated TLS version",
+}
+
+
 class ProbeError(Exception):
     """The handshake did not produce a certificate; the message says why in plain words."""
 
@@ -77,9 +91,9 @@ def probe_served_certificate(
         ) from None
     except ssl.SSLError as error:
         reason = error.reason or error.strerror or str(error)
+        meaning = _HANDSHAKE_MEANINGS.get(reason, "")
         raise ProbeError(
-            f"TLS handshake for {hostname} at {where} failed ({reason}): "
-            "the edge has no usable certificate for this name."
+            f"TLS handshake for {hostname} at {where} failed ({reason}){meaning}."
         ) from None
     except OSError as error:
         raise ProbeError(f"Could not talk to {where}: {error.strerror or error}.") from None

@@ -13,7 +13,8 @@ from certmgr import demo_pki, services
 from certmgr.bundle import certificate_bundle_parse
 from certmgr.models import Certificate
 from institutions.models import Institution, Membership
-from tests.support import PASSWORD
+from tests.nginx import nginx_run
+from tests.support import PASSWORD, require_program
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -119,3 +120,18 @@ def make_certificate(pki):
         )
 
     return make
+
+
+@pytest.fixture
+def nginx_edge(tmp_path, settings):
+    """A real nginx on 127.0.0.1 serving TLS from a fresh edge directory, which the app
+    deploys to (CERTMGR_EDGE_DIR) and the probe connects to (CERTMGR_PROBE_ADDRESS)."""
+    require_program("nginx")
+    edge_dir = tmp_path / "edge"
+    workdir = tmp_path / "nginx"
+    workdir.mkdir()
+    with nginx_run(edge_dir=edge_dir, workdir=workdir) as nginx:
+        settings.CERTMGR_EDGE_DIR = edge_dir
+        settings.CERTMGR_PROBE_ADDRESS = nginx.address
+        settings.CERTMGR_PROBE_TIMEOUT = 5.0
+        yield nginx

@@ -16,16 +16,16 @@ Contract:
 * Plain HTTP server on another free port: ``/.well-known/`` is proxied to `acme_upstream`
   (e.g. "http://127.0.0.1:8123") with the Host header kept, or answered 404 without one.
 * ``served_certificate(address, hostname)`` does a real handshake with SNI and returns the
-  leaf (no verification).
+  leaf (no verification); ``sni_handshake_raw()`` sends any bytes as SNI, for attack tests.
 * The caller checks that nginx is installed (tests.support.require_program).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +37,7 @@ from pathlib import Path
 from cryptography import x509
 
 from saleschannels.probe import probe_served_certificate
+from tests.support import program_path
 
 # (tls_port, http_port) -> nginx.conf text
 ConfigMaker = Callable[[int, int], str]
@@ -182,16 +183,32 @@ def nginx_run(
 
 
 def nginx_program() -> str | None:
-    """nginx on PATH, or Debian's /usr/sbin/nginx, which a non-root PATH often lacks."""
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"
-    return found
+    """nginx on PATH, or in sbin, which a non-root PATH often lacks."""
+    return program_path("nginx")
 
 
 def served_certificate(address: str, hostname: str, *, timeout: float = 5.0) -> x509.Certificate:
     """The leaf served at `address` for SNI `hostname` (raises ProbeError on failure)."""
     return probe_served_certificate(hostname=hostname, address=address, timeout=timeout)
+
+
+def sni_handshake_raw(address: str, server_name: str, *, timeout: float = 5.0) -> None:
+    """A TLS handshake sending `server_name` as SNI byte for byte, even when it is no DNS
+    name (e.g. "a/../b"), as an attacker's client would; raises ssl.SSLError when refused."""
+
+    class RawSniContext(ssl.SSLContext):
+        def _encode_hostname(self, hostname):
+            return hostname  # skip the IDNA encoding, which refuses "/"
+
+    context = RawSniContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    host, _, port = address.rpartition(":")
+    with (
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=server_name),
+    ):
+        pass
 
 
 def port_free() -> int:

@@ -28,7 +28,13 @@ from saleschannels.edge import (
 )
 from saleschannels.models import SalesChannel
 from saleschannels.probe import ProbeError, certificate_fingerprint
-from tests.nginx import http_paths, nginx_program, nginx_run, served_certificate
+from tests.nginx import (
+    http_paths,
+    nginx_program,
+    nginx_run,
+    served_certificate,
+    sni_handshake_raw,
+)
 from tests.support import require_program
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +87,21 @@ def assert_serves(directory, hostname, certificate):
     assert served_key.public_key().public_numbers() == leaf.public_key().public_numbers()
     same_key = hmac.compare_digest(key.read_bytes(), certificate.private_key_pem().encode())
     assert same_key, f"{key.name} does not hold the certificate's key"
+
+
+def pair_plant_outside(edge_dir: Path, certificate) -> None:
+    """A certificate pair beside the edge folder, and a subfolder "sub" to climb out through:
+    SNI "sub/../../outside" names it (Python refuses to send a leading dot, an attacker's
+    client would not, so the climb goes through a folder)."""
+    (edge_dir.parent / "outside.crt").write_text(certificate.public_bundle_pem())
+    key = edge_dir.parent / "outside.key"
+    key.touch(mode=0o600)
+    key.write_text(certificate.private_key_pem())
+    (edge_dir / "sub").mkdir()
+
+
+def _manifest(directory) -> dict:
+    return json.loads((directory / ".certmgr-manifest.json").read_text())["deployed"]
 
 
 def test_channel_deploy_writes_bundle_and_key_0600_and_creates_the_directory(
@@ -462,23 +483,12 @@ def test_nginx_handshake_fails_once_the_files_are_removed(
 def test_an_sni_name_that_climbs_out_of_the_edge_folder_opens_nothing(
     nginx_edge, make_certificate, acme
 ):
-    # A certificate pair beside the edge folder, and a subfolder to climb out through
-    # (Python refuses to send a name with a leading dot; an attacker's client would not).
-    outside = make_certificate(acme, name="outside", hostnames=["outside.example.test"])
-    (nginx_edge.edge_dir.parent / "outside.crt").write_text(outside.public_bundle_pem())
-    key = nginx_edge.edge_dir.parent / "outside.key"
-    key.touch(mode=0o600)
-    key.write_text(outside.private_key_pem())
-    (nginx_edge.edge_dir / "sub").mkdir()
+    pair_plant_outside(nginx_edge.edge_dir, make_certificate(acme, hostnames=["x.example.test"]))
 
     with pytest.raises(ssl.SSLError):
-        raw_sni_handshake(nginx_edge.address, "sub/../../outside")
+        sni_handshake_raw(nginx_edge.address, "sub/../../outside")
 
     assert "outside.crt" not in nginx_edge.error_log()
-
-
-def _manifest(directory) -> dict:
-    return json.loads((directory / ".certmgr-manifest.json").read_text())["deployed"]
 
 
 # --- deploy/nginx.conf, the production example, run for real ---------------------------------
@@ -505,7 +515,7 @@ def echo_server(name: str) -> Iterator[str]:
     """A loopback HTTP server standing in for an upstream; yields its host:port."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     server.name = name
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"
@@ -554,29 +564,11 @@ def production_edge(tmp_path, settings):
             yield nginx
 
 
-def raw_sni_handshake(address: str, server_name: str) -> None:
-    """A handshake sending `server_name` as SNI byte for byte, even when it is no DNS name."""
-
-    class RawSniContext(ssl.SSLContext):
-        def _encode_hostname(self, hostname):
-            return hostname  # skip the IDNA encoding that refuses "/", as an attacker would
-
-    context = RawSniContext(ssl.PROTOCOL_TLS_CLIENT)
+def https_get(nginx, hostname: str, path: str) -> tuple[int, str]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    host, port = address.split(":")
-    with (
-        socket.create_connection((host, int(port)), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=server_name),
-    ):
-        pass
-
-
-def https_get(nginx, hostname: str, path: str) -> tuple[int, str]:
-    context = ssl._create_unverified_context()
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", nginx.tls_port, context=context, timeout=5
-    )
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.tls_port, timeout=5)
     # SNI and Host are the shop's name, as a browser would send them.
     connection.sock = context.wrap_socket(
         socket.create_connection(("127.0.0.1", nginx.tls_port), timeout=5),
@@ -600,25 +592,22 @@ def test_the_production_config_serves_each_shop_its_certificate_and_nothing_else
     certificate = make_certificate(acme, hostnames=[HOST])
     channel_with(certificate)
     edge_sync()
-    # A certificate pair just outside the edge folder, as "../outside" would name it.
     outside = make_certificate(acme, name="outside", hostnames=["outside.example.test"])
-    (production_edge.edge_dir.parent / "outside.crt").write_text(outside.public_bundle_pem())
-    key = production_edge.edge_dir.parent / "outside.key"
-    key.touch(mode=0o600)
-    key.write_text(outside.private_key_pem())
+    pair_plant_outside(production_edge.edge_dir, outside)
 
     served = served_certificate(production_edge.address, HOST)
     assert certificate_fingerprint(served) == certificate.fingerprint_sha256
-    with pytest.raises(ProbeError):  # no certificate deployed for this name
+    no_certificate = "the server has no usable certificate for this name"
+    with pytest.raises(ProbeError, match=no_certificate):  # nothing deployed for this name
         served_certificate(production_edge.address, "unknown.example.test")
-    with pytest.raises(ProbeError):  # no SNI at all (Python sends none for an IP address)
+    # No SNI at all (Python sends none for an IP address): ssl_reject_handshake.
+    with pytest.raises(ProbeError, match="UNRECOGNIZED_NAME"):
         served_certificate(production_edge.address, "127.0.0.1")
-    with pytest.raises(ProbeError):  # upper case never names a file
+    # Upper case never names a file (browsers send host names in lower case).
+    with pytest.raises(ProbeError):
         served_certificate(production_edge.address, HOST.upper())
-    # Python will not send a leading dot; through a subfolder the name climbs out all the same.
-    (production_edge.edge_dir / "sub").mkdir()
     with pytest.raises(ssl.SSLError):
-        raw_sni_handshake(production_edge.address, "sub/../../outside")
+        sni_handshake_raw(production_edge.address, "sub/../../outside")
     assert "outside.crt" not in production_edge.error_log()  # never even tried to open it
 
 
@@ -630,11 +619,8 @@ def test_the_production_config_routes_well_known_to_certmgr_and_the_rest_to_the_
     token = "/.well-known/acme-challenge/abc123"
 
     assert http_get(production_edge, HOST, token) == (200, f"certmgr {HOST} {token}", None)
-    assert http_get(production_edge, HOST, "/tickets?x=1") == (
-        301,
-        http_get(production_edge, HOST, "/tickets?x=1")[1],
-        f"https://{HOST}/tickets?x=1",
-    )
+    status, _, location = http_get(production_edge, HOST, "/tickets?x=1")
+    assert (status, location) == (301, f"https://{HOST}/tickets?x=1")
     apple = "/.well-known/apple-developer-merchantid-domain-association"
     assert https_get(production_edge, HOST, apple) == (200, f"certmgr {HOST} {apple}")
     assert https_get(production_edge, HOST, "/tickets") == (200, f"shop {HOST} /tickets")

@@ -135,7 +135,7 @@ def test_removed_files_make_the_probe_fail_with_a_plain_message(
 
     channel.refresh_from_db()
     assert channel.probe_error.startswith(f"TLS handshake for {HOST} at {nginx_edge.address}")
-    assert "no usable certificate" in channel.probe_error
+    assert "the server has no usable certificate for this name" in channel.probe_error
     assert channel.probe_fingerprint == ""
     assert channel.probe_expires_at is None
 
@@ -223,6 +223,11 @@ def test_probe_served_certificate_returns_the_leaf_for_the_sni_name(
         )
 
 
+def test_a_port_that_speaks_plain_http_is_named_as_such(nginx_edge):
+    with pytest.raises(ProbeError, match="does not speak TLS"):
+        probe_served_certificate(hostname=HOST, address=nginx_edge.http_address, timeout=5)
+
+
 def test_a_closed_port_fails_quickly(closed_port):
     started = time.monotonic()
 
@@ -275,9 +280,7 @@ def test_channels_probe_counts_every_ssl_channel_and_skips_the_others(
     ]
     channel_with(expired_certificate(acme, pki, hostname="old.example.test"))
     failing = channel_with(make_certificate(acme, hostnames=["missing.example.test"]))
-    plain = channel_with(
-        make_certificate(acme, hostnames=["plain.example.test"]), ssl_mode="none"
-    )
+    plain = channel_with(make_certificate(acme, hostnames=["plain.example.test"]), ssl_mode="none")
     SalesChannel.objects.filter(pk=plain.pk).update(probe_status="failed", probe_error="stale")
     edge_sync()
     os.unlink(nginx_edge.edge_dir / "missing.example.test.crt")

@@ -1,0 +1,128 @@
+"""Managed issuance against a real ACME CA (Pebble), validated over real HTTP-01 requests
+that reach this application, deployed to the edge and served by a real nginx."""
+
+import pytest
+from cryptography import x509
+from django.utils import timezone
+
+from acme_client import services
+from acme_client.models import AcmeAccount, AcmeChallenge, AcmeOrder
+from certmgr.models import Certificate
+from saleschannels.models import SalesChannel
+from tests.nginx import served_certificate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HOSTNAME = "shop.acme.test"
+
+
+def issue(channel) -> Certificate | None:
+    claim = services.channel_issuance_claim(channel_id=channel.pk)
+    assert claim
+    return services.channel_certificate_issue(channel_id=channel.pk, claim=claim)
+
+
+@pytest.fixture
+def channel(acme):
+    return SalesChannel.objects.create(
+        institution=acme, name="Main", hostname=HOSTNAME, ssl_mode="managed"
+    )
+
+
+def test_a_managed_channel_gets_a_certificate_from_the_ca(pebble, channel, settings):
+    certificate = issue(channel)
+
+    assert certificate is not None, SalesChannel.objects.get(pk=channel.pk).renewal_last_error
+    channel.refresh_from_db()
+    assert channel.active_certificate == certificate
+    assert certificate.source == Certificate.Source.MANAGED
+    assert certificate.domains == [HOSTNAME]
+    assert certificate.has_private_key
+    assert certificate.key_description == "EC P-256"
+    # Issued by Pebble's hierarchy: the chain ends at an intermediate of its root.
+    chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode())
+    roots = pebble.issuer_roots()
+    assert any(chain[-1].issuer == root.subject for root in roots)
+    # Renewal is planned at 2/3 of the lifetime (Pebble offers no ARI).
+    lifetime = certificate.not_after - certificate.not_before
+    assert abs(channel.renewal_due_at - (certificate.not_before + lifetime * 2 / 3)).seconds < 2
+    assert channel.renewal_failures == 0 and not channel.renewal_claim
+    # Deployed to the edge, one account, one order, no challenge left behind.
+    edge = settings.CERTMGR_EDGE_DIR
+    assert (edge / f"{HOSTNAME}.crt").read_text() == certificate.public_bundle_pem()
+    assert AcmeAccount.objects.count() == 1
+    assert AcmeOrder.objects.get().status == AcmeOrder.Status.VALID
+    assert not AcmeChallenge.objects.exists()
+    assert pebble.orders_count() == 1
+
+
+def test_renewal_replaces_the_previous_certificate(pebble, channel):
+    first = issue(channel)
+    second = issue(channel)
+    assert second.replaces == first
+    channel.refresh_from_db()
+    assert channel.active_certificate == second
+    assert AcmeAccount.objects.count() == 1  # the account is reused
+
+
+def test_rsa_keys_can_be_asked_for(pebble, channel, settings):
+    settings.ACME_KEY_TYPE = "rsa2048"
+    assert issue(channel).key_description == "RSA 2048"
+
+
+def test_a_failed_validation_is_recorded_and_the_old_certificate_stays(
+    pebble, channel, acme, make_certificate, monkeypatch
+):
+    old = make_certificate(acme, hostnames=[HOSTNAME])
+    channel.active_certificate = old
+    channel.save()
+    # The application answers the challenge wrongly: Pebble's real validation fails.
+    publish = services.challenge_publish
+    monkeypatch.setattr(
+        services,
+        "challenge_publish",
+        lambda *, hostname, token, key_authorization: publish(
+            hostname=hostname, token=token, key_authorization="wrong." + key_authorization
+        ),
+    )
+
+    assert issue(channel) is None
+
+    channel.refresh_from_db()
+    assert channel.active_certificate == old
+    assert channel.renewal_failures == 1
+    assert "could not validate" in channel.renewal_last_error
+    assert channel.renewal_next_attempt_at > timezone.now()
+    assert not channel.renewal_claim
+    assert AcmeOrder.objects.get().status == AcmeOrder.Status.FAILED
+
+
+def test_a_stopped_ca_is_a_recorded_failure_and_the_next_attempt_succeeds(
+    pebble, channel, acme, make_certificate
+):
+    old = make_certificate(acme, hostnames=[HOSTNAME])
+    channel.active_certificate = old
+    channel.save()
+    issue(channel)  # registers the account while the CA is up
+    first = SalesChannel.objects.get(pk=channel.pk).active_certificate
+
+    pebble.stop()
+    assert issue(channel) is None
+    channel.refresh_from_db()
+    assert channel.active_certificate == first
+    assert "could not be reached" in channel.renewal_last_error
+    assert channel.renewal_failures == 1
+
+    pebble.start()
+    # Pebble keeps no state across restarts: the stored account is unknown to it now.
+    AcmeAccount.objects.all().delete()
+    renewed = issue(channel)
+    assert renewed is not None
+    channel.refresh_from_db()
+    assert channel.active_certificate == renewed and channel.renewal_failures == 0
+
+
+def test_the_issued_certificate_is_served_by_nginx(pebble, channel, nginx_edge):
+    certificate = issue(channel)
+    served = served_certificate(nginx_edge.address, HOSTNAME)
+    assert served.serial_number == int(certificate.serial_number, 16)
