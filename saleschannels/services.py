@@ -7,6 +7,7 @@ A failed deployment is logged and reported to the caller; `manage.py deploy_edge
 
 import logging
 
+from cryptography.fernet import InvalidToken
 from django.db import transaction
 
 from certmgr.models import AuditEvent, Certificate
@@ -25,13 +26,14 @@ class DeploymentError(Exception):
 def _deploy(channel: SalesChannel) -> None:
     try:
         edge.edge_channel_deploy(channel)
-    except OSError as error:
+    except (OSError, InvalidToken) as error:  # disk trouble, or a key under a removed key
         logger.error(
             "edge deployment failed for channel %s (%s): %s", channel.pk, channel.hostname, error
         )
         raise DeploymentError(
             f"Saved, but the edge files for {channel.hostname} could not be written "
-            f"({error.strerror or error}). Run `manage.py deploy_edge` once the edge folder "
+            f"({getattr(error, 'strerror', None) or error or 'the key could not be decrypted'}). "
+            "Run `manage.py deploy_edge` once the edge folder "
             "is writable."
         ) from error
 

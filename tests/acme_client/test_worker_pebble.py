@@ -1,0 +1,234 @@
+"""Managed certificates through the real moving parts: a Celery worker process (with beat)
+on a real Redis, a real Pebble validating HTTP-01 against the live application, and a real
+nginx serving what the worker deployed.
+
+The worker is another process, so it shares the test database through its file (SQLite) or
+server (PostgreSQL), hence transactional tests.
+"""
+
+import threading
+import time
+from contextlib import contextmanager
+from signal import SIGKILL
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.urls import reverse
+
+from acme_client import tasks, views
+from acme_client.models import AcmeOrder
+from certmgr.celery import app as celery_app
+from certmgr.models import Certificate
+from saleschannels.models import SalesChannel
+from saleschannels.probe import ProbeError, certificate_fingerprint
+from tests.celery_worker import celery_worker_run
+from tests.nginx import served_certificate
+from tests.pebble import pebble_run
+from tests.redis import redis_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HOSTNAME = "shop.acme.test"
+
+
+def database_url() -> str:
+    """The URL of the test database, for the worker process."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@contextmanager
+def broker(url: str):
+    """Send this process's tasks to `url` (the session default is an unconsumed memory
+    broker); Celery keeps pooled connections, so they are dropped both ways."""
+    previous = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
+    celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport_options = {"visibility_timeout": 5}
+    celery_app._after_fork()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = previous
+        celery_app._after_fork()
+
+
+def wait_for(condition, *, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def managed_certificate(channel_id: int, *, other_than=None):
+    channel = SalesChannel.objects.select_related("active_certificate").get(pk=channel_id)
+    active = channel.active_certificate
+    if active and active.source == Certificate.Source.MANAGED and active.pk != other_than:
+        return active
+    return None
+
+
+@pytest.fixture
+def stack(live_server, tmp_path, settings, nginx_edge):
+    """Pebble + Redis + a worker with beat, all pointed at the live app and the nginx edge."""
+    port = int(live_server.url.rsplit(":", 1)[1])
+
+    @contextmanager
+    def run(*, validity_seconds=None, renew_interval=1.0, concurrency=2):
+        with (
+            pebble_run(
+                workdir=tmp_path / "pebble", http_port=port, validity_seconds=validity_seconds
+            ) as pebble,
+            redis_run(workdir=tmp_path / "redis") as redis,
+        ):
+            settings.ACME_DIRECTORY_URL = pebble.directory_url
+            settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+            env = {
+                "DATABASE_URL": database_url(),
+                "CELERY_BROKER_URL": redis.url,
+                "CELERY_VISIBILITY_TIMEOUT": "5",
+                "CERTMGR_VAR_DIR": str(tmp_path / "worker-var"),
+                "SECRET_KEY": django_settings.SECRET_KEY,
+                "CERTMGR_ENCRYPTION_KEYS": ",".join(django_settings.CERTMGR_ENCRYPTION_KEYS),
+                "CERTMGR_EDGE_DIR": str(nginx_edge.edge_dir),
+                "ACME_DIRECTORY_URL": pebble.directory_url,
+                "ACME_CA_BUNDLE": str(pebble.ca_bundle),
+                "ACME_ORDER_TIMEOUT": "30",
+                "CERTMGR_RENEW_INTERVAL": str(renew_interval),
+            }
+            with (
+                broker(redis.url),
+                celery_worker_run(
+                    env=env, workdir=tmp_path / "worker", beat=True, concurrency=concurrency
+                ) as worker,
+            ):
+                yield pebble, worker
+
+    return run
+
+
+@pytest.fixture
+def channel(acme):
+    return SalesChannel.objects.create(institution=acme, name="Main shop", hostname=HOSTNAME)
+
+
+def test_switching_to_managed_ends_with_a_served_pebble_certificate(
+    stack, client, alice, channel, nginx_edge
+):
+    with stack() as (pebble, worker):
+        client.force_login(alice)
+        client.post(reverse("channel_ssl", args=[channel.pk]), {"mode": "managed"})
+        certificate = wait_for(
+            lambda: managed_certificate(channel.pk), what=f"a certificate\n{worker.log_tail()}"
+        )
+        served = wait_for(
+            lambda: _served_fingerprint(nginx_edge) == certificate.fingerprint_sha256,
+            what="nginx to serve it",
+        )
+        assert served
+        assert AcmeOrder.objects.filter(channel=channel).count() == 1
+        assert pebble.orders_count() == 1
+
+
+def _served_fingerprint(nginx_edge) -> str | None:
+    try:
+        return certificate_fingerprint(served_certificate(nginx_edge.address, HOSTNAME))
+    except ProbeError:
+        return None
+
+
+def test_beat_renews_a_short_lived_certificate_with_no_failed_handshake(
+    stack, client, alice, channel, nginx_edge
+):
+    # 20-second certificates: renewal is due at half their lifetime, and beat looks every second.
+    with stack(validity_seconds=20) as (pebble, worker):
+        client.force_login(alice)
+        client.post(reverse("channel_ssl", args=[channel.pk]), {"mode": "managed"})
+        first = wait_for(lambda: managed_certificate(channel.pk), what="the first certificate")
+        wait_for(lambda: _served_fingerprint(nginx_edge) == first.fingerprint_sha256, what="served")
+
+        seen, failures, stop = [], [], threading.Event()
+
+        def handshake_continuously():
+            while not stop.is_set():
+                try:
+                    seen.append(
+                        certificate_fingerprint(served_certificate(nginx_edge.address, HOSTNAME))
+                    )
+                except ProbeError as error:
+                    failures.append(str(error))
+                time.sleep(0.01)
+
+        prober = threading.Thread(target=handshake_continuously)
+        prober.start()
+        try:
+            second = wait_for(
+                lambda: managed_certificate(channel.pk, other_than=first.pk),
+                timeout=60,
+                what=f"the renewal\n{worker.log_tail()}",
+            )
+            wait_for(lambda: second.fingerprint_sha256 in seen, what="the renewal to be served")
+        finally:
+            stop.set()
+            prober.join()
+
+        assert second.replaces_id == first.pk
+        assert failures == []
+        assert len(seen) > 50
+        assert seen[0] == first.fingerprint_sha256 and seen[-1] == second.fingerprint_sha256
+
+
+def test_a_worker_killed_during_issuance_leaves_exactly_one_active_certificate(
+    stack, client, alice, channel, monkeypatch
+):
+    # The application answers the first HTTP-01 fetch slowly, so the worker is caught in
+    # the middle of the order.
+    answered = []
+    answer = views.challenge_answer
+
+    def slow_answer(**kwargs):
+        if not answered:
+            answered.append(True)
+            time.sleep(3)
+        return answer(**kwargs)
+
+    monkeypatch.setattr(views, "challenge_answer", slow_answer)
+    with stack(renew_interval=3600) as (pebble, worker):
+        client.force_login(alice)
+        client.post(reverse("channel_ssl", args=[channel.pk]), {"mode": "managed"})
+        wait_for(lambda: AcmeOrder.objects.filter(channel=channel).exists(), what="an order")
+        worker.kill(SIGKILL)
+        worker.restart()
+        # acks_late: the unacknowledged task comes back (visibility timeout) and runs again.
+        certificate = wait_for(
+            lambda: managed_certificate(channel.pk),
+            timeout=90,
+            what=f"the certificate after the crash\n{worker.log_tail()}",
+        )
+        assert Certificate.objects.filter(source=Certificate.Source.MANAGED).count() == 1
+        channel.refresh_from_db()
+        assert channel.active_certificate == certificate and not channel.renewal_claim
+
+
+def test_two_renew_due_runs_at_once_order_once_per_channel(stack, acme):
+    channels = [
+        SalesChannel.objects.create(
+            institution=acme, name=f"shop {i}", hostname=f"shop{i}.acme.test", ssl_mode="managed"
+        )
+        for i in range(4)
+    ]
+    with stack(renew_interval=3600, concurrency=4) as (pebble, worker):
+        tasks.renew_due.delay()
+        tasks.renew_due.delay()
+        for channel in channels:
+            wait_for(
+                lambda channel=channel: managed_certificate(channel.pk),
+                what=f"{channel.hostname}\n{worker.log_tail()}",
+            )
+        assert AcmeOrder.objects.count() == len(channels)
+        assert pebble.orders_count() == len(channels)
