@@ -242,3 +242,32 @@ def test_a_probe_problem_counts_in_the_banner(client, alice, channel):
     html = client.get(reverse("certificate_list")).content.decode()
     assert 'data-level="expired" data-count="1"' in html
     assert "1 sales channel serves a wrong, expired or no certificate, or cannot renew its" in html
+
+
+def test_renewal_failures_show_on_the_page_and_count_in_the_banner_from_the_second(
+    client, alice, acme
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    channel = SalesChannel.objects.create(
+        institution=acme,
+        name="Managed",
+        hostname="m.acme.test",
+        ssl_mode="managed",
+        renewal_failures=1,
+        renewal_last_error="The CA could not validate m.acme.test: connection refused",
+        renewal_next_attempt_at=timezone.now() + timedelta(minutes=10),
+    )
+    client.force_login(alice)
+    page = client.get(channel.get_absolute_url()).content.decode()
+    assert "1 consecutive failure: The CA could not validate m.acme.test" in page
+    assert "Next attempt" in page
+    assert 'class="cert-alert"' not in page
+
+    SalesChannel.objects.filter(pk=channel.pk).update(renewal_failures=2)
+    page = client.get(channel.get_absolute_url()).content.decode()
+    assert 'class="cert-alert" data-level="expired" data-count="1"' in page
+    assert "has failed 2 times in a row" in page
+    assert 'action="/saleschannels/%d/renew/"' % channel.pk in page

@@ -1,0 +1,92 @@
+"""What a real CA may answer besides success, through a fault-injecting proxy in front of
+Pebble (Pebble 2.4 has no rate limits, Retry-After or ARI of its own): the client waits as
+asked, retries rejected nonces, and plans renewal in the CA's suggested window."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from acme_client import services
+from acme_client.models import AcmeOrder
+from saleschannels.models import SalesChannel
+from tests.acme_fault_proxy import acme_fault_proxy_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RATE_LIMITED = {
+    "type": "urn:ietf:params:acme:error:rateLimited",
+    "detail": "too many new orders recently",
+}
+BAD_NONCE = {
+    "type": "urn:ietf:params:acme:error:badNonce",
+    "detail": "JWS has an invalid anti-replay nonce",
+}
+SERVER_ERROR = {"type": "urn:ietf:params:acme:error:serverInternal", "detail": "try again later"}
+
+
+@pytest.fixture
+def proxy(pebble, tmp_path, settings):
+    with acme_fault_proxy_run(upstream=pebble, workdir=tmp_path / "proxy") as server:
+        settings.ACME_DIRECTORY_URL = server.directory_url
+        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
+        yield server
+
+
+@pytest.fixture
+def channel(acme):
+    return SalesChannel.objects.create(
+        institution=acme, name="Main", hostname="shop.acme.test", ssl_mode="managed"
+    )
+
+
+def issue(channel):
+    claim = services.channel_issuance_claim(channel_id=channel.pk)
+    return services.channel_certificate_issue(channel_id=channel.pk, claim=claim)
+
+
+def statuses(proxy, path: str) -> list[int]:
+    return [status for method, seen, status in proxy.requests if path in seen and method == "POST"]
+
+
+def test_a_429_is_retried_after_the_time_the_ca_asks_for(proxy, channel):
+    proxy.fail_next("order-plz", 429, RATE_LIMITED, retry_after=1, method="POST")
+    started = time.monotonic()
+    assert issue(channel) is not None
+    assert time.monotonic() - started >= 1
+    assert statuses(proxy, "order-plz") == [429, 201]
+
+
+def test_a_server_error_with_retry_after_is_retried(proxy, channel):
+    proxy.fail_next("finalize", 503, SERVER_ERROR, retry_after=1, method="POST")
+    assert issue(channel) is not None
+    assert statuses(proxy, "finalize")[:2] == [503, 200]
+
+
+def test_a_burst_of_rejected_nonces_is_retried(proxy, channel):
+    proxy.fail_next("order-plz", 400, BAD_NONCE, times=4, method="POST")
+    assert issue(channel) is not None
+    assert statuses(proxy, "order-plz") == [400, 400, 400, 400, 201]
+    assert AcmeOrder.objects.count() == 1
+
+
+def test_a_wait_longer_than_the_deadline_is_a_recorded_failure(proxy, channel, settings):
+    settings.ACME_ORDER_TIMEOUT = 5
+    proxy.fail_next("order-plz", 429, RATE_LIMITED, retry_after=3600, method="POST")
+    assert issue(channel) is None
+    channel.refresh_from_db()
+    assert "asked to wait 3600 s" in channel.renewal_last_error
+    assert channel.renewal_failures == 1
+
+
+def test_renewal_is_planned_in_the_window_ari_suggests(proxy, channel):
+    start = timezone.now() + timedelta(days=20)
+    end = start + timedelta(days=2)
+    proxy.renewal_info(start=start, end=end)
+    certificate = issue(channel)
+    channel.refresh_from_db()
+    assert start <= channel.renewal_due_at <= end
+    # Without ARI the rule would have said 2/3 of the lifetime, far later.
+    lifetime = certificate.not_after - certificate.not_before
+    assert channel.renewal_due_at < certificate.not_before + lifetime * 2 / 3
