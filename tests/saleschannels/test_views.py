@@ -270,4 +270,4 @@ def test_renewal_failures_show_on_the_page_and_count_in_the_banner_from_the_seco
     page = client.get(channel.get_absolute_url()).content.decode()
     assert 'class="cert-alert" data-level="expired" data-count="1"' in page
     assert "has failed 2 times in a row" in page
-    assert 'action="/saleschannels/%d/renew/"' % channel.pk in page
+    assert f'action="/saleschannels/{channel.pk}/renew/"' in page
