@@ -33,8 +33,10 @@ test-postgres: install
 	scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/scale.py
 	$(PY) bench/edge.py
+	$(PY) bench/acme.py
 
 lint: install
 	$(VENV)/bin/ruff check .
