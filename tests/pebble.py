@@ -331,6 +331,7 @@ def pebble_run(
     http_port: int,
     validity_seconds: int | None = None,
     nonce_reject_percent: int | None = None,
+    eab_keys: dict[str, str] | None = None,
 ) -> Iterator[PebbleServer]:
     """Start pebble-challtestsrv and Pebble, yield the PebbleServer, stop both."""
     pebble_program = require_program("pebble")
@@ -364,6 +365,7 @@ def pebble_run(
                 http_port=http_port,
                 dns_port=dns[1],
                 validity_seconds=validity_seconds,
+                eab_keys=eab_keys,
             )
             if pebble._spawn():
                 break
@@ -386,6 +388,7 @@ def _pebble_prepare(
     http_port: int,
     dns_port: int,
     validity_seconds: int | None,
+    eab_keys: dict[str, str] | None = None,
 ) -> PebbleServer:
     """Write the config for fresh ports; the PebbleServer is not started yet."""
     port, management_port, tls_port = _ports_free(3, avoid={http_port, dns_port})
@@ -399,8 +402,11 @@ def _pebble_prepare(
         "tlsPort": tls_port,
         # Empty: issued certificates carry no OCSP URL.
         "ocspResponderURL": "",
-        "externalAccountBindingRequired": False,
+        # With eab_keys (key id -> base64url HMAC key), accounts need external binding.
+        "externalAccountBindingRequired": bool(eab_keys),
     }
+    if eab_keys:
+        settings["externalAccountMACKeys"] = eab_keys
     if validity_seconds is not None:
         settings["certificateValidityPeriod"] = validity_seconds
     config_path = workdir / "pebble-config.json"

@@ -8,12 +8,18 @@ from django.utils import timezone
 from acme_client import services
 from acme_client.models import AcmeAccount, AcmeChallenge, AcmeOrder
 from certmgr.models import Certificate
+from saleschannels.edge import edge_channel_deploy as edge_deploy
 from saleschannels.models import SalesChannel
+from saleschannels.probe import certificate_fingerprint
 from tests.nginx import served_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOSTNAME = "shop.acme.test"
+
+
+def served_fingerprint(nginx) -> str:
+    return certificate_fingerprint(served_certificate(nginx.address, HOSTNAME))
 
 
 def issue(channel) -> Certificate | None:
@@ -97,22 +103,35 @@ def test_a_failed_validation_is_recorded_and_the_old_certificate_stays(
     assert AcmeOrder.objects.get().status == AcmeOrder.Status.FAILED
 
 
-def test_a_stopped_ca_is_a_recorded_failure_and_the_next_attempt_succeeds(
-    pebble, channel, acme, make_certificate
+def test_a_ca_stopped_during_an_order_is_a_recorded_failure_and_the_next_attempt_succeeds(
+    pebble, channel, acme, make_certificate, nginx_edge, monkeypatch
 ):
     old = make_certificate(acme, hostnames=[HOSTNAME])
-    channel.active_certificate = old
+    channel.ssl_mode = "uploaded"
+    channel.active_certificate = channel.certificate = old
     channel.save()
-    issue(channel)  # registers the account while the CA is up
-    first = SalesChannel.objects.get(pk=channel.pk).active_certificate
+    edge_deploy(channel)
+    channel.ssl_mode = "managed"
+    channel.save()
+    # The CA goes away right after the order is placed, while its challenge is published.
+    publish = services.challenge_publish
 
-    pebble.stop()
+    def publish_then_stop_the_ca(**kwargs):
+        publish(**kwargs)
+        pebble.stop()
+
+    monkeypatch.setattr(services, "challenge_publish", publish_then_stop_the_ca)
     assert issue(channel) is None
+
     channel.refresh_from_db()
-    assert channel.active_certificate == first
+    assert channel.active_certificate == old
+    assert served_fingerprint(nginx_edge) == old.fingerprint_sha256
     assert "could not be reached" in channel.renewal_last_error
     assert channel.renewal_failures == 1
+    assert channel.renewal_next_attempt_at > timezone.now()
+    assert AcmeOrder.objects.get().status == AcmeOrder.Status.FAILED
 
+    monkeypatch.setattr(services, "challenge_publish", publish)
     pebble.start()
     # Pebble keeps no state across restarts: the stored account is unknown to it now.
     AcmeAccount.objects.all().delete()
@@ -120,9 +139,39 @@ def test_a_stopped_ca_is_a_recorded_failure_and_the_next_attempt_succeeds(
     assert renewed is not None
     channel.refresh_from_db()
     assert channel.active_certificate == renewed and channel.renewal_failures == 0
+    assert renewed.replaces == old
+    assert served_fingerprint(nginx_edge) == renewed.fingerprint_sha256
 
 
 def test_the_issued_certificate_is_served_by_nginx(pebble, channel, nginx_edge):
     certificate = issue(channel)
     served = served_certificate(nginx_edge.address, HOSTNAME)
     assert served.serial_number == int(certificate.serial_number, 16)
+
+
+@pytest.fixture
+def pebble_with_eab(live_server, tmp_path, settings):
+    """A Pebble that only accepts accounts bound to an external account (EAB)."""
+    from tests.pebble import pebble_run
+
+    port = int(live_server.url.rsplit(":", 1)[1])
+    hmac_key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    with pebble_run(
+        workdir=tmp_path / "pebble", http_port=port, eab_keys={"kid-1": hmac_key}
+    ) as server:
+        settings.ACME_DIRECTORY_URL = server.directory_url
+        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
+        settings.ACME_EAB_KID = "kid-1"
+        settings.ACME_EAB_HMAC_KEY = hmac_key
+        yield server
+
+
+def test_an_account_is_bound_to_the_external_account_when_the_ca_requires_it(
+    pebble_with_eab, channel, settings
+):
+    assert issue(channel) is not None
+    settings.ACME_EAB_KID = ""
+    AcmeAccount.objects.all().delete()
+    assert issue(channel) is None
+    channel.refresh_from_db()
+    assert "externalAccountRequired" in channel.renewal_last_error
