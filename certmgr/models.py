@@ -210,3 +210,64 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.target_repr}"
+
+
+class Notification(models.Model):
+    """One finding sent to an institution, at most once per threshold (the unique key), so
+    reruns and restarts never send it again.
+
+    A finding is about a certificate (expiry thresholds) or a sales channel (renewal failing,
+    probe problem). `threshold` names the step, e.g. "30d", "0d" (at expiry), "half" and
+    "quarter" (short-lived certificates), "renewal-failing", "probe-mismatch".
+    """
+
+    class Kind(models.TextChoices):
+        CERTIFICATE_EXPIRY = "certificate_expiry", "Certificate expiry"
+        RENEWAL_FAILING = "renewal_failing", "Renewal failing"
+        PROBE_PROBLEM = "probe_problem", "Served certificate wrong"
+
+    institution = models.ForeignKey(
+        "institutions.Institution", on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    certificate = models.ForeignKey(
+        Certificate, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
+    channel = models.ForeignKey(
+        "saleschannels.SalesChannel",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    threshold = models.CharField(max_length=32)
+    # For channel findings, which occurrence this is (e.g. when the failure streak began), so
+    # that a problem that comes back after being fixed is reported again.
+    episode = models.CharField(max_length=64, blank=True)
+    # What was true when it was found (for the digest and the history).
+    expires_at = models.DateTimeField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Delivery: e-mail sent (or no address), webhook delivered (or none configured).
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
+    webhook_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["certificate", "threshold"],
+                condition=Q(certificate__isnull=False),
+                name="notification_once_per_certificate_threshold",
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "threshold", "episode"],
+                condition=Q(channel__isnull=False),
+                name="notification_once_per_channel_threshold",
+            ),
+        ]
+        indexes = [models.Index(fields=["institution", "created_at"], name="notification_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.threshold}"

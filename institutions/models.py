@@ -30,6 +30,13 @@ class InstitutionQuerySet(models.QuerySet):
 class Institution(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    # Where expiry and renewal findings are sent (one digest per run), edited by managers.
+    notification_emails = models.TextField(
+        blank=True, help_text="E-mail addresses, one per line or separated by commas."
+    )
+    webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="Optional: a JSON POST per digest (chat tools)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = InstitutionQuerySet.as_manager()
@@ -39,6 +46,11 @@ class Institution(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def notification_email_list(self) -> list[str]:
+        text = self.notification_emails.replace(",", "\n").replace(";", "\n")
+        return [address.strip() for address in text.splitlines() if address.strip()]
 
 
 class Membership(models.Model):
