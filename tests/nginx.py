@@ -37,7 +37,7 @@ from pathlib import Path
 from cryptography import x509
 
 from saleschannels.probe import probe_served_certificate
-from tests.support import program_path
+from tests.support import port_free, port_open, program_path
 
 # (tls_port, http_port) -> nginx.conf text
 ConfigMaker = Callable[[int, int], str]
@@ -211,13 +211,6 @@ def sni_handshake_raw(address: str, server_name: str, *, timeout: float = 5.0) -
         pass
 
 
-def port_free() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _test_config(
     tls_port: int, http_port: int, *, edge_dir: Path, workdir: Path, upstream: str | None
 ) -> str:
@@ -268,19 +261,11 @@ def _nginx_start(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return None
-        if _port_open(tls_port) and _port_open(http_port) and nginx.worker_pids():
+        if port_open(tls_port) and port_open(http_port) and nginx.worker_pids():
             return nginx
         time.sleep(0.02)
     _nginx_stop(process)
     raise RuntimeError(f"nginx did not listen within {START_TIMEOUT:g} s:\n{_log_tail(workdir)}")
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _nginx_stop(process: subprocess.Popen) -> None:

@@ -39,12 +39,9 @@ tests/acme_fault_proxy.py for those.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
-import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -53,18 +50,21 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.support import require_program
+from certmgr import demo_pki
+from tests.support import (
+    file_text,
+    log_tail,
+    port_open,
+    ports_free,
+    process_stop,
+    require_program,
+)
 
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 # A free port can be taken by someone else before Pebble binds it; try again with new ones.
 START_ATTEMPTS = 3
 LOG_TAIL_LINES = 30
@@ -80,93 +80,23 @@ class LocalTLS:
 
 
 def local_tls_write(*, directory: Path, name: str) -> LocalTLS:
-    """Write `<name>-ca.pem`, `<name>-cert.pem` and `<name>-key.pem` (mode 0600) in `directory`.
+    """A CA and a localhost/127.0.0.1 server certificate signed by it, written to `directory`.
 
-    The certificate carries SAN DNS:localhost and IP:127.0.0.1 and is signed by the CA, so a
-    client trusting only `ca_bundle` verifies a server at either address.
+    The CA key is not needed once the server certificate is signed: it is never written.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    # Backdated an hour against clock skew; thirty days outlive any test run, even one that
-    # moves Python's clock (OpenSSL checks validity against the real clock).
-    not_before, not_after = now - timedelta(hours=1), now + timedelta(days=30)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"certmgr test {name} CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
+    ca = demo_pki.ca_create(common_name=f"certmgr test {name} CA")
+    server = demo_pki.leaf_create(issuer=ca, hostnames=["localhost", "127.0.0.1"])
     tls = LocalTLS(
         ca_bundle=directory / f"{name}-ca.pem",
         certificate=directory / f"{name}-cert.pem",
         private_key=directory / f"{name}-key.pem",
     )
-    tls.ca_bundle.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    tls.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tls.ca_bundle.write_bytes(ca.certificate_pem)
+    tls.certificate.write_bytes(server.certificate_pem)
     # Created 0600 before the key is written, so it is never readable by others.
     fd = os.open(tls.private_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    # The CA key is not needed once the server certificate is signed: it is never written.
+        out.write(server.key_pem)
     return tls
 
 
@@ -246,10 +176,10 @@ class PebbleServer:
 
     def log(self) -> str:
         """The whole log of Pebble (every run) and of its DNS server."""
-        return _read(self.log_path) + _read(self.workdir / "challtestsrv.log")
+        return file_text(self.log_path) + file_text(self.workdir / "challtestsrv.log")
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return _tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     def start(self) -> None:
         """Start Pebble again on the same ports and config; wait until it answers."""
@@ -263,7 +193,7 @@ class PebbleServer:
     def stop(self) -> None:
         """Stop Pebble (not its DNS) and wait; what it knew is gone for good."""
         if self._process is not None:
-            _process_stop(self._process)
+            process_stop(self._process)
             self._process = None
 
     def _spawn(self) -> bool:
@@ -354,7 +284,7 @@ def pebble_run(
                 break
         else:
             raise RuntimeError(
-                f"pebble-challtestsrv did not start:\n{_tail(workdir / 'challtestsrv.log')}"
+                f"pebble-challtestsrv did not start:\n{log_tail(workdir / 'challtestsrv.log')}"
             )
         for _attempt in range(START_ATTEMPTS):
             pebble = _pebble_prepare(
@@ -376,7 +306,7 @@ def pebble_run(
         if pebble is not None:
             pebble.stop()
         if dns is not None:
-            _process_stop(dns[0])
+            process_stop(dns[0])
 
 
 def _pebble_prepare(
@@ -391,7 +321,7 @@ def _pebble_prepare(
     eab_keys: dict[str, str] | None = None,
 ) -> PebbleServer:
     """Write the config for fresh ports; the PebbleServer is not started yet."""
-    port, management_port, tls_port = _ports_free(3, avoid={http_port, dns_port})
+    port, management_port, tls_port = ports_free(3, avoid={http_port, dns_port})
     settings: dict[str, object] = {
         "listenAddress": f"127.0.0.1:{port}",
         "managementListenAddress": f"127.0.0.1:{management_port}",
@@ -428,7 +358,7 @@ def _pebble_prepare(
 
 def _dns_start(program: str, *, workdir: Path) -> tuple[subprocess.Popen, int] | None:
     """pebble-challtestsrv as a DNS server only, or None when it exited (port taken)."""
-    dns_port, management_port = _ports_free(2)
+    dns_port, management_port = ports_free(2)
     log = (workdir / "challtestsrv.log").open("ab")
     with log:
         # Every A query gets 127.0.0.1 and AAAA gets nothing, so Pebble's VA reaches the
@@ -462,52 +392,11 @@ def _dns_start(program: str, *, workdir: Path) -> tuple[subprocess.Popen, int] |
         if process.poll() is not None:
             return None
         # The DNS server listens on UDP and TCP alike; its TCP side stands for both.
-        if _port_open(dns_port) and _port_open(management_port):
+        if port_open(dns_port) and port_open(management_port):
             return process, dns_port
         time.sleep(0.05)
-    _process_stop(process)
+    process_stop(process)
     raise RuntimeError(
         f"pebble-challtestsrv did not listen within {START_TIMEOUT:g} s:\n"
-        f"{_tail(workdir / 'challtestsrv.log')}"
+        f"{log_tail(workdir / 'challtestsrv.log')}"
     )
-
-
-def _ports_free(count: int, *, avoid: set[int] | frozenset[int] = frozenset()) -> list[int]:
-    """`count` distinct TCP ports on 127.0.0.1 nobody listens on right now."""
-    ports: list[int] = []
-    while len(ports) < count:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in ports and port not in avoid:
-            ports.append(port)
-    return ports
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _process_stop(process: subprocess.Popen) -> None:
-    """SIGTERM, SIGKILL after STOP_TIMEOUT, and wait: no zombie, no stray listener."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
-
-
-def _read(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    if not path.exists():
-        return f"(no log at {path})"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

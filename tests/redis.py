@@ -14,7 +14,6 @@ Contract:
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import time
@@ -23,13 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import require_program
+from tests.support import log_tail, port_free, process_stop, require_program
 
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
 # A free port can be taken by someone else before redis binds it; try again with a new one.
 START_ATTEMPTS = 3
-LOG_TAIL_LINES = 30
 
 
 @dataclass
@@ -65,16 +62,16 @@ def redis_run(*, workdir: Path) -> Iterator[RedisServer]:
         if server is not None:
             break
     else:
-        raise RuntimeError(f"redis-server did not start:\n{_tail(workdir / 'redis.log')}")
+        raise RuntimeError(f"redis-server did not start:\n{log_tail(workdir / 'redis.log')}")
     try:
         yield server
     finally:
-        _process_stop(server._process)
+        process_stop(server._process)
 
 
 def _redis_start(program: str, *, workdir: Path) -> RedisServer | None:
     """A started server answering PING, or None when it exited (the port was taken)."""
-    port = _port_free()
+    port = port_free()
     log_path = workdir / "redis.log"
     process = subprocess.Popen(
         [
@@ -109,9 +106,10 @@ def _redis_start(program: str, *, workdir: Path) -> RedisServer | None:
         if _pong(port):
             return server
         time.sleep(0.02)
-    _process_stop(process)
+    process_stop(process)
     raise RuntimeError(
-        f"redis-server did not answer within {START_TIMEOUT:g} s on port {port}:\n{_tail(log_path)}"
+        f"redis-server did not answer within {START_TIMEOUT:g} s on port {port}:\n"
+        f"{log_tail(log_path)}"
     )
 
 
@@ -123,26 +121,3 @@ def _pong(port: int) -> bool:
             return connection.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _port_free() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _process_stop(process: subprocess.Popen) -> None:
-    """SIGTERM (redis exits at once without persistence), SIGKILL after a grace, wait."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    if not path.exists():
-        return f"(no log at {path})"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -2,6 +2,10 @@
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +29,56 @@ def require_program(name: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+# Helpers for the real servers the tests start (nginx, Pebble, Redis, Celery).
+
+LOG_TAIL_LINES = 40
+
+
+def ports_free(count: int = 1, *, avoid: frozenset[int] | set[int] = frozenset()) -> list[int]:
+    """`count` distinct TCP ports on 127.0.0.1 nobody listens on right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in ports and port not in avoid:
+            ports.append(port)
+    return ports
+
+
+def port_free() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    return ports_free(1)[0]
+
+
+def port_open(port: int) -> bool:
+    """True when something accepts connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def process_stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+    """SIGTERM, SIGKILL after `timeout`, and wait: no zombie, no stray listener."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+def file_text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log, for error messages."""
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(file_text(path).splitlines()[-lines:])
