@@ -30,6 +30,7 @@ from certmgr.models import AuditEvent, Certificate
 from certmgr.services import audit_record, certificate_upload
 from saleschannels import edge
 from saleschannels.models import SalesChannel
+from saleschannels.services import probe_after_deploy
 
 from . import protocol
 from .models import AcmeAccount, AcmeChallenge, AcmeOrder
@@ -182,6 +183,7 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     _order_finish(order, status=AcmeOrder.Status.VALID, certificate=certificate)
     try:
         edge.edge_channel_deploy(SalesChannel.objects.get(pk=channel_id))
+        probe_after_deploy(channel)
     except OSError as error:
         logger.error("channel %s: deployment failed: %s", channel_id, error)
     logger.info(

@@ -116,6 +116,11 @@ class Certificate(models.Model):
     expiry_source = models.CharField(
         max_length=10, choices=ExpirySource.choices, default=ExpirySource.PARSED
     )
+    # When check_expiry should next look at this certificate: no later than its next expiry
+    # threshold (thresholds.py), None when nothing more will be sent (replaced, or past its
+    # last threshold). Indexed, so that a run reads only what is due, not the whole table.
+    # certificate_upload() sets it; rows written another way are never warned about.
+    notify_at = models.DateTimeField(null=True, blank=True)
 
     replaces = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaced_by"
@@ -135,6 +140,7 @@ class Certificate(models.Model):
             models.Index(
                 fields=["institution", "expires_at", "not_before"], name="cert_institution_expiry"
             ),
+            models.Index(fields=["notify_at"], name="cert_notify_at"),
         ]
 
     def __str__(self) -> str:
@@ -188,6 +194,7 @@ class AuditEvent(models.Model):
         CHANNEL_CERTIFICATE_ISSUED = "channel.certificate_issued", "Certificate issued (ACME)"
         CHANNEL_RENEWAL_FAILED = "channel.renewal_failed", "Certificate renewal failed"
         CHANNEL_RENEW_NOW = "channel.renew_now", "Renewal requested"
+        INSTITUTION_NOTIFICATIONS = "institution.notifications", "Notification settings changed"
 
     institution = models.ForeignKey(
         "institutions.Institution",
@@ -267,7 +274,15 @@ class Notification(models.Model):
                 name="notification_once_per_channel_threshold",
             ),
         ]
-        indexes = [models.Index(fields=["institution", "created_at"], name="notification_recent")]
+        indexes = [
+            models.Index(fields=["institution", "created_at"], name="notification_recent"),
+            # The findings whose e-mail is still to be sent (or retried), for each run.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(emailed_at__isnull=True),
+                name="notification_unsent",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.threshold}"

@@ -5,10 +5,11 @@ institution's certificates, and costs a fixed number of queries whatever the tab
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 
 from django.db import connection
 from django.db.models import F, Func, Prefetch, Q
+from django.utils import timezone
 
 from .models import Certificate, CertificateStatus, status_q
 
@@ -28,6 +29,15 @@ class CertificateFilters:
     institution: str = ""  # slug
     q: str = ""
     sort: str = "expires_at"
+    # Days in the current time zone: expiring on or after `expires_after`, before
+    # `expires_before` (the dashboard's timeline links to one week this way).
+    expires_after: date | None = None
+    expires_before: date | None = None
+
+
+def day_start(day: date) -> datetime:
+    """Midnight at the start of `day` in the current time zone, as an aware datetime."""
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def certificate_list(*, user, filters: CertificateFilters, now: datetime):
@@ -60,6 +70,10 @@ def certificate_list(*, user, filters: CertificateFilters, now: datetime):
         queryset = queryset.filter(institution__slug=filters.institution)
     if filters.q:
         queryset = queryset.filter(Q(name__icontains=filters.q) | Q(domains__icontains=filters.q))
+    if filters.expires_after:
+        queryset = queryset.filter(expires_at__gte=day_start(filters.expires_after))
+    if filters.expires_before:
+        queryset = queryset.filter(expires_at__lt=day_start(filters.expires_before))
     return queryset.order_by(*CERTIFICATE_SORTS.get(filters.sort, CERTIFICATE_SORTS["expires_at"]))
 
 

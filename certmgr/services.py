@@ -8,6 +8,7 @@ from institutions.models import Institution
 
 from .bundle import BundleResult
 from .models import AuditEvent, Certificate
+from .notifications import certificate_notify_at
 
 
 class CertificateInUseError(Exception):
@@ -88,7 +89,11 @@ def certificate_upload(
     certificate.chain_pem = bundle.chain_pem
     certificate.warnings = list(bundle.warnings)
     certificate.private_key_set(bundle.private_key_pem)
+    certificate.notify_at = certificate_notify_at(certificate)
     certificate.save()
+    if replaces is not None:
+        # A renewed certificate is warned about in its own right; the old one no longer is.
+        Certificate.objects.filter(pk=replaces.pk).update(notify_at=None)
     audit_record(
         institution=institution,
         actor=actor,

@@ -6,10 +6,12 @@ Celery on kombu's filesystem transport. Production sets DATABASE_URL, CELERY_BRO
 SECRET_KEY and CERTMGR_ENCRYPTION_KEYS (see README).
 """
 
+import os
 import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,8 +71,35 @@ ACME_ORDER_TIMEOUT = env.float("ACME_ORDER_TIMEOUT", default=120.0)
 # How often Celery beat looks for managed certificates that are due.
 CERTMGR_RENEW_INTERVAL = env.float("CERTMGR_RENEW_INTERVAL", default=300.0)
 
+# Bearer token Prometheus sends to GET /metrics; empty: the endpoint is off (404).
+CERTMGR_METRICS_TOKEN = env("CERTMGR_METRICS_TOKEN", default="")
+
 CERTMGR_WARNING_DAYS = env.int("CERTMGR_WARNING_DAYS", default=30)
 CERTMGR_CRITICAL_DAYS = env.int("CERTMGR_CRITICAL_DAYS", default=7)
+
+# Expiry monitoring (certmgr/notifications.py): warnings this many days before expiry, or at
+# 1/2 and 1/4 of the lifetime for certificates living under CERTMGR_SHORT_LIVED_DAYS days.
+CERTMGR_NOTIFY_DAYS = env.list("CERTMGR_NOTIFY_DAYS", cast=int, default=[30, 14, 7, 3, 1, 0])
+CERTMGR_SHORT_LIVED_DAYS = env.int("CERTMGR_SHORT_LIVED_DAYS", default=60)
+# Links in e-mails and webhooks point here.
+CERTMGR_BASE_URL = env("CERTMGR_BASE_URL", default="http://127.0.0.1:8000")
+# Seconds between two check_expiry runs and two probes of every channel (Celery beat); the
+# staff summary goes out daily at this hour (CELERY_TIMEZONE, UTC).
+CERTMGR_CHECK_EXPIRY_INTERVAL = env.float("CERTMGR_CHECK_EXPIRY_INTERVAL", default=3600.0)
+CERTMGR_PROBE_INTERVAL = env.float("CERTMGR_PROBE_INTERVAL", default=4 * 3600.0)
+CERTMGR_STAFF_SUMMARY_HOUR = env.int("CERTMGR_STAFF_SUMMARY_HOUR", default=7)
+
+# E-mail: printed on the console by default (`make run`); SMTP in production, e.g.
+# EMAIL_URL=smtp+tls://user:password@mail.example.com:587. Unset parts keep Django's defaults.
+vars().update(
+    {
+        name: value
+        for name, value in env.email_url("EMAIL_URL", default="consolemail://").items()
+        if value is not None
+    }
+)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="certmgr <certmgr@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -130,8 +159,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         timeout=20, init_command="PRAGMA journal_mode=WAL;", transaction_mode="IMMEDIATE"
     )
-    # Tests with a real worker process share the test database with it: a file, not memory.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-certmgr.sqlite3")}
+    # Tests with a real worker process share the test database with it: a file, not memory
+    # (one per test run, so that two runs side by side do not trample each other).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-certmgr-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -189,6 +219,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "renew-due": {"task": "acme_client.tasks.renew_due", "schedule": CERTMGR_RENEW_INTERVAL},
+    "check-expiry": {
+        "task": "certmgr.tasks.check_expiry",
+        "schedule": CERTMGR_CHECK_EXPIRY_INTERVAL,
+    },
+    "probe-channels": {"task": "certmgr.tasks.probe_channels", "schedule": CERTMGR_PROBE_INTERVAL},
+    "staff-summary": {
+        "task": "certmgr.tasks.staff_summary",
+        "schedule": crontab(minute=0, hour=CERTMGR_STAFF_SUMMARY_HOUR),
+    },
 }
 
 LOGGING = {

@@ -6,7 +6,7 @@ from django.urls import include, path
 
 from acme_client.views import acme_challenge
 
-from . import views
+from . import metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,6 +21,8 @@ urlpatterns = [
     ),
     path("certificates/<int:pk>/delete/", views.certificate_delete, name="certificate_delete"),
     path("saleschannels/", include("saleschannels.urls")),
+    path("institutions/", include("institutions.urls")),
     path("admin/", admin.site.urls),
+    path("metrics", metrics.metrics, name="metrics"),
     path(".well-known/acme-challenge/<str:token>", acme_challenge, name="acme_challenge"),
 ]

@@ -1,4 +1,5 @@
-"""Views of the certificates window: list, upload, detail, download, delete.
+"""Views of the back office's home (the dashboard) and of the certificates window: list,
+upload, detail, download, delete.
 
 Each view loads what it shows through a query scoped to the user's institutions (another
 institution's object is a 404), checks the manager role before any write (403), validates with
@@ -7,6 +8,7 @@ a form and calls one service.
 
 import base64
 import json
+from datetime import date
 
 from cryptography import x509
 from django.contrib import messages
@@ -15,13 +17,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from institutions.models import Institution, user_can_manage
 from saleschannels.models import SalesChannel
 
-from . import encryption, selectors, services
+from . import charts, dashboard, encryption, selectors, services
 from .bundle import certificate_facts
 from .forms import SslUploadForm
 from .models import AuditEvent, Certificate, CertificateStatus
@@ -44,7 +47,46 @@ def _require_manager(request, institution) -> None:
 @login_required
 @require_GET
 def home(request):
-    return redirect("certificate_list")
+    """The dashboard: counts by status, the expiry timeline, the channels needing action."""
+    now = timezone.now()
+    counts = dashboard.status_counts(user=request.user, now=now)
+    timeline = dashboard.expiry_timeline(user=request.user, now=now)
+    list_url = reverse("certificate_list")
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "status_cards": [
+                {"status": status, "label": label, "count": counts[status]}
+                for status, label in CertificateStatus.choices
+            ],
+            "total": sum(counts.values()),
+            "timeline_svg": charts.expiry_timeline_svg(timeline, list_url=list_url),
+            "timeline": [
+                {
+                    "week": week,
+                    "url": charts.week_url(list_url, week),
+                    "segments": [
+                        (status, week.counts[status])
+                        for status in charts.SEGMENT_ORDER
+                        if week.counts.get(status)
+                    ],
+                }
+                for week in timeline
+            ],
+            "channel_actions": dashboard.channel_actions(user=request.user, now=now),
+        },
+    )
+
+
+def _date_param(value: str) -> date | None:
+    """An ISO date (YYYY-MM-DD) from the query string; anything else is ignored."""
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    # Midnight on the first or last day of the calendar has no UTC time in every time zone.
+    return day if date.min < day < date.max else None
 
 
 @login_required
@@ -56,6 +98,8 @@ def certificate_list(request):
         institution=request.GET.get("institution", ""),
         q=request.GET.get("q", "").strip(),
         sort=request.GET.get("sort", "expires_at"),
+        expires_after=_date_param(request.GET.get("expires_after", "")),
+        expires_before=_date_param(request.GET.get("expires_before", "")),
     )
     now = timezone.now()
     certificates = selectors.certificate_list(user=request.user, filters=filters, now=now)

@@ -26,6 +26,7 @@ class DeploymentError(Exception):
 def _deploy(channel: SalesChannel) -> None:
     try:
         edge.edge_channel_deploy(channel)
+        probe_after_deploy(channel)
     except (OSError, InvalidToken) as error:  # disk trouble, or a key under a removed key
         logger.error(
             "edge deployment failed for channel %s (%s): %s", channel.pk, channel.hostname, error
@@ -36,6 +37,25 @@ def _deploy(channel: SalesChannel) -> None:
             "Run `manage.py deploy_edge` once the edge folder "
             "is writable."
         ) from error
+
+
+def probe_after_deploy(channel: SalesChannel) -> None:
+    """Queue a probe of what the edge now serves for the channel, once committed.
+
+    Best effort: the deployment is done whatever happens to the probe, and the scheduled
+    probe_channels catches up when the broker cannot take the task.
+    """
+    from certmgr.tasks import probe_channel
+
+    channel_id = channel.pk
+
+    def queue() -> None:
+        try:
+            probe_channel.delay(channel_id)
+        except Exception as error:  # broker unreachable: not the operator's problem here
+            logger.warning("could not queue a probe of channel %s: %s", channel_id, error)
+
+    transaction.on_commit(queue)
 
 
 def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChannel:

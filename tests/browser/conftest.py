@@ -1,6 +1,7 @@
 """A real Chromium (Debian's /usr/bin/chromium) driven by Playwright against the live server."""
 
 import os
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -39,9 +40,10 @@ def browser_page(live_server, tmp_path):
         browser.close()
 
 
-def log_in(page, username: str, password: str) -> None:
-    page.goto("/accounts/login/")
+def log_in(page, username: str, password: str, *, next_path: str = "/certificates/") -> None:
+    """Log in through the form and wait for `next_path` (the dashboard is at "/")."""
+    page.goto(f"/accounts/login/?next={next_path}")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
-    page.wait_for_url("**/certificates/")
+    page.wait_for_url(lambda url: urlsplit(url).path == next_path)

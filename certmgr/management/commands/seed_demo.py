@@ -73,13 +73,18 @@ class Command(BaseCommand):
         return user
 
     def _create(self, User) -> None:
-        staff = self._user(User, "admin", is_staff=True, is_superuser=True)
+        staff = self._user(
+            User, "admin", is_staff=True, is_superuser=True, email="admin@platform.test"
+        )
         now = demo_pki.utc_now()
         root = demo_pki.ca_create(common_name="certmgr Demo Root CA")
         intermediate = demo_pki.ca_create(common_name="certmgr Demo Intermediate CA", issuer=root)
         for spec in INSTITUTIONS:
+            # Expiry digests go to the manager (the console in `make run`).
             institution = Institution.objects.create(name=spec["name"], slug=spec["slug"])
-            manager = self._user(User, spec["manager"])
+            manager = self._user(
+                User, spec["manager"], email=f"{spec['manager']}@{spec['slug']}.test"
+            )
             Membership.objects.create(
                 user=manager, institution=institution, role=Membership.Role.MANAGER
             )

@@ -1,0 +1,251 @@
+"""How check_expiry scales with the number of certificates, next to a raw COUNT on the table.
+
+Seeds 10 000 and 1 000 000 certificates (expiries spread from 10 days ago to a year ahead, one
+in ten short-lived, one in twenty a renewal of the one before) over 10 institutions, then
+times, per size:
+
+- `raw count`: one `SELECT COUNT(*) FROM certmgr_certificate WHERE expires_at < now + 30 days`,
+  the range check_expiry's thresholds reach (median of several);
+- `first run`: check_expiry on the freshly loaded table, where every certificate inside the
+  thresholds is a new finding (reported, not the target);
+- `hourly run`: check_expiry one hour later, and the hours after (median): what beat does all
+  day, recording and mailing the certificates that crossed a threshold in that hour;
+- `rerun`: check_expiry again at the same instant: nothing new to find or send.
+
+Each is printed with its ratio to the raw count. Target (issue "Expiry monitoring"): the hourly
+check_expiry <= 5x the raw count at 1 000 000 certificates. E-mail goes to Django's in-memory
+backend, so the times include finding, recording and rendering the digests, not an SMTP server.
+
+    .venv/bin/python bench/expiry.py                          # SQLite in a temporary folder
+    scripts/with-postgres .venv/bin/python bench/expiry.py    # PostgreSQL (one DB per size)
+    BENCH_SIZES=10000 .venv/bin/python bench/expiry.py        # a quick run
+"""
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+SIZES = tuple(int(size) for size in os.environ.get("BENCH_SIZES", "10000,1000000").split(","))
+INSTITUTIONS = 10
+HOURLY_RUNS = 5
+REPEATS = 7
+BATCH = 10_000
+
+ROOT = Path(__file__).resolve().parent.parent
+# Not bench/ itself: bench/acme.py would shadow the acme package.
+sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+_tmp = tempfile.mkdtemp(prefix="certmgr-bench-expiry-")
+os.environ.setdefault("CERTMGR_VAR_DIR", _tmp)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certmgr.settings")
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core import mail  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, connections  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from certmgr.models import Certificate, Notification  # noqa: E402
+from certmgr.notifications import certificate_notify_at, expiry_check  # noqa: E402
+from institutions.models import Institution  # noqa: E402
+from saleschannels.models import SalesChannel  # noqa: E402
+
+
+def database_use(size: int) -> None:
+    connection.close()
+    if connection.vendor == "sqlite":
+        name = str(Path(_tmp) / f"bench-expiry-{size}.sqlite3")
+    else:
+        name = f"certmgr_bench_expiry_{size}"
+    connections["default"].settings_dict["NAME"] = name
+
+
+def postgres_create(name: str) -> None:
+    connection.close()
+    connections["default"].settings_dict["NAME"] = "postgres"
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+
+
+def certificate_rows(size: int, now, institution_ids: list[int]):
+    """Rows for certmgr_certificate, as certificate_upload would store them (notify_at too)."""
+    fields = [field for field in Certificate._meta.concrete_fields]
+    columns = [field.column for field in fields]
+    constant = {
+        field.attname: field.get_db_prep_save(field.get_default(), connection)
+        for field in fields
+        if not field.primary_key
+    }
+    constant.update(
+        key_type="EC",
+        key_curve="P-256",
+        signature_hash="sha256",
+        issuer="CN=Bench CA",
+        expiry_source="parsed",
+        kind="ssl",
+        source="uploaded",
+        created_at=connection.ops.adapt_datetimefield_value(now),
+        created_by_id=None,
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    probe = Certificate(source="uploaded")
+    for index in range(size):
+        days = -10 + (index * 7919) % 375  # a deterministic spread over [-10, 365)
+        expires_at = now + timedelta(days=days, minutes=index % 1440)
+        lifetime = timedelta(days=45 if index % 10 == 0 else 398)
+        not_before = expires_at - lifetime
+        renewal = index % 20 == 19  # renews the certificate just before it
+        probe.not_before, probe.expires_at = not_before, expires_at
+        replaced = index % 20 == 18
+        notify_at = None if replaced else certificate_notify_at(probe)
+        row = dict(constant)
+        row.update(
+            id=index + 1,
+            institution_id=institution_ids[index % INSTITUTIONS],
+            name=f"certificate {index}",
+            common_name=f"shop{index}.example.test",
+            domains=json.dumps([f"shop{index}.example.test", f"www.shop{index}.example.test"]),
+            fingerprint_sha256=f"{index:064X}",
+            serial_number=f"{index:X}",
+            not_before=adapt(not_before),
+            not_after=adapt(expires_at),
+            expires_at=adapt(expires_at),
+            notify_at=adapt(notify_at) if notify_at else None,
+            replaces_id=index if renewal else None,
+        )
+        yield columns, [row[field.attname] for field in fields]
+
+
+def seed(size: int, now) -> None:
+    institutions = Institution.objects.bulk_create(
+        Institution(
+            name=f"Institution {index}",
+            slug=f"institution-{index}",
+            notification_emails=f"ops@institution-{index}.test",
+        )
+        for index in range(INSTITUTIONS)
+    )
+    ids = [institution.pk for institution in institutions]
+    rows = certificate_rows(size, now, ids)
+    columns, first = next(rows)
+    table = Certificate._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            raw = cursor.cursor
+            with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                copy.write_row(first)
+                for _, values in rows:
+                    copy.write_row(values)
+            sequence = f"pg_get_serial_sequence('{table}', 'id')"
+            cursor.execute(f"SELECT setval({sequence}, (SELECT MAX(id) FROM {table}))")
+        else:
+            sql = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(columns))})"
+            )
+            batch = [first]
+            for _, values in rows:
+                batch.append(values)
+                if len(batch) == BATCH:
+                    cursor.executemany(sql, batch)
+                    batch = []
+            if batch:
+                cursor.executemany(sql, batch)
+    # A few channels, some failing: the channel queries run too.
+    SalesChannel.objects.bulk_create(
+        SalesChannel(
+            institution_id=ids[index % INSTITUTIONS],
+            name=f"shop {index}",
+            hostname=f"shop{index}.example.test",
+            ssl_mode="managed",
+            active_certificate_id=index + 1,
+            renewal_failures=3 if index % 25 == 0 else 0,
+            probe_status="mismatch" if index % 40 == 0 else "ok",
+            probe_fingerprint=f"{index:064X}",
+        )
+        for index in range(min(size, 1000))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+
+
+def prepare(size: int, now) -> None:
+    if connection.vendor == "postgresql":
+        postgres_create(f"certmgr_bench_expiry_{size}")
+    database_use(size)
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    seed(size, now)
+    print(f"seeded {size:>9,} certificates in {time.perf_counter() - started:5.1f} s", flush=True)
+
+
+def raw_count_seconds(now) -> float:
+    horizon = now + timedelta(days=max(settings.CERTMGR_NOTIFY_DAYS))
+    sql = f"SELECT COUNT(*) FROM {Certificate._meta.db_table} WHERE expires_at < %s"
+    param = connection.ops.adapt_datetimefield_value(horizon)
+    times = []
+    with connection.cursor() as cursor:
+        for _ in range(REPEATS + 1):
+            started = time.perf_counter()
+            cursor.execute(sql, [param])
+            cursor.fetchone()
+            times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
+
+
+def run_seconds(now) -> tuple[float, int, int]:
+    mail.outbox = []
+    started = time.perf_counter()
+    report = expiry_check(now=now)
+    elapsed = time.perf_counter() - started
+    return elapsed, report.recorded, len(mail.outbox)
+
+
+def line(label: str, seconds: float, count: float, extra: str = "") -> str:
+    return f"  {label:<11} {seconds * 1000:9.1f} ms  {seconds / count:7.1f}x raw count  {extra}"
+
+
+def measure(size: int, now) -> None:
+    database_use(size)
+    count = raw_count_seconds(now)
+    print(f"{size:,} certificates ({connection.vendor})")
+    print(f"  {'raw count':<11} {count * 1000:9.1f} ms")
+    first, recorded, mails = run_seconds(now)
+    print(line("first run", first, count, f"({recorded:,} findings, {mails} digests)"))
+    hourly = []
+    for hour in range(1, HOURLY_RUNS + 1):
+        hourly.append(run_seconds(now + timedelta(hours=hour)))
+    median = statistics.median(seconds for seconds, _, _ in hourly)
+    findings = statistics.median(recorded for _, recorded, _ in hourly)
+    print(line("hourly run", median, count, f"(median of {HOURLY_RUNS}; ~{findings:.0f} findings)"))
+    last = now + timedelta(hours=HOURLY_RUNS)
+    reruns = [run_seconds(last) for _ in range(REPEATS)]
+    assert all(recorded == 0 and mails == 0 for _, recorded, mails in reruns)
+    rerun = statistics.median(seconds for seconds, _, _ in reruns)
+    print(line("rerun", rerun, count, "(nothing new: sends nothing)"))
+    notifications = Notification.objects.count()
+    print(f"  {notifications:,} notifications recorded in all", flush=True)
+
+
+def main() -> None:
+    setup_test_environment()  # e-mail to the in-memory outbox
+    now = timezone.now()
+    for size in SIZES:
+        prepare(size, now)
+        measure(size, now)
+
+
+if __name__ == "__main__":
+    main()

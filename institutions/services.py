@@ -1,0 +1,35 @@
+"""Writes of the institutions app. Views call these; each runs in one transaction."""
+
+from django.db import transaction
+
+from .models import Institution
+
+
+@transaction.atomic
+def institution_notifications_update(
+    *, institution: Institution, notification_emails: str, webhook_url: str, actor
+) -> Institution:
+    """Set where the institution's expiry digests go (addresses already validated)."""
+    from certmgr.models import AuditEvent
+    from certmgr.services import audit_record
+
+    previous = {
+        "notification_emails": institution.notification_email_list,
+        "webhook": bool(institution.webhook_url),
+    }
+    institution.notification_emails = notification_emails
+    institution.webhook_url = webhook_url
+    institution.save(update_fields=["notification_emails", "webhook_url"])
+    audit_record(
+        institution=institution,
+        actor=actor,
+        action=AuditEvent.Action.INSTITUTION_NOTIFICATIONS,
+        target=institution,
+        # The webhook URL often carries a chat tool's secret: only whether there is one.
+        details={
+            "notification_emails": institution.notification_email_list,
+            "webhook": bool(webhook_url),
+            "previous": previous,
+        },
+    )
+    return institution
