@@ -36,6 +36,8 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/scale.py
 	$(PY) bench/edge.py
+	$(PY) bench/expiry.py
+	scripts/with-postgres $(PY) bench/expiry.py
 	$(PY) bench/acme.py
 
 lint: install

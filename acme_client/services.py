@@ -86,15 +86,30 @@ def channels_due(now: datetime):
 
 
 def account_client(*, deadline: datetime):
-    """An ACME client for the configured directory, registering the account on first use."""
+    """An ACME client for the configured directory, registering the account on first use.
+
+    The account key is stored first (one row per directory, unique), so that workers starting
+    at the same moment all use the same key: registering a key twice gives back the same
+    account, and the CA sees one registration, not one per worker.
+    """
     directory_url = settings.ACME_DIRECTORY_URL
-    ca_bundle = settings.ACME_CA_BUNDLE or True
-    account = AcmeAccount.objects.filter(directory_url=directory_url).first()
-    if account is None:
-        key = protocol.account_key_generate()
-        acme = protocol.client_open(
-            directory_url=directory_url, account_key=key, ca_bundle=ca_bundle, deadline=deadline
-        )
+    account, _ = AcmeAccount.objects.get_or_create(
+        directory_url=directory_url,
+        defaults={
+            "key_encrypted": lambda: encryption.encrypt(
+                protocol.account_key_pem(protocol.account_key_generate())
+            ),
+            "contact_email": settings.ACME_CONTACT_EMAIL,
+        },
+    )
+    acme = protocol.client_open(
+        directory_url=directory_url,
+        account_key=protocol.account_key_load(encryption.decrypt(account.key_encrypted)),
+        account_uri=account.uri or None,
+        ca_bundle=settings.ACME_CA_BUNDLE or True,
+        deadline=deadline,
+    )
+    if not account.uri:
         uri = protocol.account_register(
             acme,
             email=settings.ACME_CONTACT_EMAIL,
@@ -102,25 +117,8 @@ def account_client(*, deadline: datetime):
             eab_hmac_key=settings.ACME_EAB_HMAC_KEY,
             deadline=deadline,
         )
-        account, created = AcmeAccount.objects.get_or_create(
-            directory_url=directory_url,
-            defaults={
-                "key_encrypted": encryption.encrypt(protocol.account_key_pem(key)),
-                "uri": uri,
-                "contact_email": settings.ACME_CONTACT_EMAIL,
-            },
-        )
-        if created:
-            return acme
-        # Another worker registered at the same moment: use the stored account.
-    key = protocol.account_key_load(encryption.decrypt(account.key_encrypted))
-    return protocol.client_open(
-        directory_url=directory_url,
-        account_key=key,
-        account_uri=account.uri,
-        ca_bundle=ca_bundle,
-        deadline=deadline,
-    )
+        AcmeAccount.objects.filter(pk=account.pk).update(uri=uri)
+    return acme
 
 
 def challenge_publish(*, hostname: str, token: str, key_authorization: str) -> None:

@@ -53,9 +53,10 @@ from pathlib import Path
 
 COUNT = 20
 ROUNDS = 3
-# Measured on the 2-core machine, phase A alone (--no-certbot, medians of 5 and 7 rounds):
-# 4 pool processes 1.36-1.55 s for 20, 2 processes 1.40-1.99 s, 8 not clearly better than 4
-# (0.9-2.2 s). One issuance waits on Pebble part of the time, so 4 overlap better than 2.
+# Measured on the 2-core machine, phase A alone (--no-certbot), medians of 5 or 7 rounds in
+# five sweeps each, for 20 certificates: 4 pool processes 1.36, 1.43, 1.55, 1.58, 1.68 s;
+# 2 processes 1.40, 1.82, 1.83, 1.97, 1.99 s (8: 1.31 s in one sweep, within the noise).
+# One issuance waits on Pebble part of the time, so 4 overlap those waits better than 2.
 CONCURRENCY = 4
 TARGET_RATIO = 15.0
 # Phase A gives up after this long (a channel whose issuance failed is counted at once).

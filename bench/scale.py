@@ -134,7 +134,7 @@ def main() -> None:
         clients = {}
         for size in SIZES:
             database_use(size)
-            client = Client()
+            client = Client(HTTP_HOST="localhost")  # a back-office host
             client.force_login(get_user_model().objects.get(username=username))
             clients[size] = client
         for page, url in PAGES.items():
