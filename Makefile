@@ -38,7 +38,7 @@ bench: install
 	$(PY) bench/edge.py
 	$(PY) bench/expiry.py
 	scripts/with-postgres $(PY) bench/expiry.py
-	$(PY) bench/acme.py
+	$(PY) bench/issuance.py
 
 lint: install
 	$(VENV)/bin/ruff check .

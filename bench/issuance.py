@@ -31,7 +31,7 @@ account yet, may each register one at once; one is kept). The worker's start-up 
 timed (it is a long-running service); certbot's process start-up is (it is how certbot runs).
 
     make bench                                    # runs this after scale.py and edge.py
-    .venv/bin/python bench/acme.py [--concurrency N] [--rounds R] [--count C]
+    .venv/bin/python bench/issuance.py [--concurrency N] [--rounds R] [--count C]
 
 SQLite only: the bench makes its own database file, whatever DATABASE_URL says.
 """
@@ -66,11 +66,7 @@ SERVER_START_TIMEOUT = 30.0
 POLL = 0.02
 PROGRAMS = ("pebble", "pebble-challtestsrv", "redis-server")
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-# Run as a script, this file's folder comes first on sys.path, and this file's name would
-# shadow the `acme` library that acme_client imports: take the folder out.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 _tmp = Path(tempfile.mkdtemp(prefix="certmgr-bench-acme-"))
 # Everything (secrets, database, edge, logs) in the temporary folder, shared with the web
@@ -377,7 +373,7 @@ def main() -> None:
     options = parser.parse_args()
     missing = [name for name in PROGRAMS if not shutil.which(name)]
     if missing:
-        sys.exit(f"bench/acme.py needs {', '.join(missing)} (apt-get install pebble redis-server)")
+        sys.exit(f"bench/issuance.py needs {', '.join(missing)} (apt-get install pebble)")
     certbot_path()
 
     call_command("migrate", verbosity=0)
@@ -477,5 +473,5 @@ if __name__ == "__main__":
     try:
         main()
     except (Exception, KeyboardInterrupt):
-        print(f"bench/acme.py stopped; logs kept in {_tmp}", file=sys.stderr)
+        print(f"bench/issuance.py stopped; logs kept in {_tmp}", file=sys.stderr)
         raise
