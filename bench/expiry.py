@@ -37,7 +37,7 @@ REPEATS = 7
 BATCH = 10_000
 
 ROOT = Path(__file__).resolve().parent.parent
-# Not bench/ itself: bench/acme.py would shadow the acme package.
+# Not bench/ itself: a script there named like a package (acme) would shadow it.
 sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 _tmp = tempfile.mkdtemp(prefix="certmgr-bench-expiry-")
@@ -52,8 +52,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core import mail  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, connections  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from certmgr.models import Certificate, Notification  # noqa: E402
@@ -141,7 +140,7 @@ def seed(size: int, now) -> None:
     rows = certificate_rows(size, now, ids)
     columns, first = next(rows)
     table = Certificate._meta.db_table
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             raw = cursor.cursor
             with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -240,7 +239,10 @@ def measure(size: int, now) -> None:
 
 
 def main() -> None:
-    setup_test_environment()  # e-mail to the in-memory outbox
+    # E-mail to the in-memory outbox (not setup_test_environment(), which would also slow
+    # every template down to record its context for tests).
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
     now = timezone.now()
     for size in SIZES:
         prepare(size, now)

@@ -255,7 +255,8 @@ class Notification(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Delivery: e-mail sent (or no address), webhook delivered (or none configured).
+    # Delivery: e-mail sent (or no address to send to), webhook delivered or why it failed
+    # (both empty when the institution has no webhook).
     emailed_at = models.DateTimeField(null=True, blank=True)
     webhook_delivered_at = models.DateTimeField(null=True, blank=True)
     webhook_error = models.TextField(blank=True)

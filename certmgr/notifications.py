@@ -32,6 +32,7 @@ A run (`expiry_check`, Celery beat hourly) has two steps.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -43,7 +44,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -68,6 +69,9 @@ EXPIRED_REPORT_WINDOW = timedelta(days=7)
 UNSENT_RETRY_WINDOW = timedelta(days=3)
 # Due certificates are handled this many at a time (bounded queries and memory).
 BATCH_SIZE = 1000
+# A digest lists this many findings, the most urgent first, and then how many more there are
+# (all are recorded and marked sent): a list of thousands helps nobody.
+DIGEST_MAX_FINDINGS = 100
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_TIMEOUT = 5.0
 # Seconds to wait before the 2nd and the 3rd attempt.
@@ -127,11 +131,19 @@ def findings_collect(*, now: datetime) -> int:
 
 
 def _certificate_findings_record(now: datetime) -> int:
-    due = Certificate.objects.filter(notify_at__lte=now).order_by()
-    due_ids = list(due.values_list("pk", flat=True))
+    # Due certificates in notify_at order, a batch at a time: each batch moves its
+    # certificates' notify_at past `now` (or clears it), so the next batch starts after them.
+    # The ordered LIMIT keeps PostgreSQL on a plain index scan, which also skips the index
+    # entries of rows that earlier runs moved.
+    due = Certificate.objects.filter(notify_at__lte=now).order_by("notify_at", "pk")
     recorded = 0
-    for start in range(0, len(due_ids), BATCH_SIZE):
-        recorded += _certificate_batch_record(due_ids[start : start + BATCH_SIZE], now)
+    seen: set[int] = set()
+    while ids := list(due.values_list("pk", flat=True)[:BATCH_SIZE]):
+        if seen.issuperset(ids):  # cannot happen unless a move failed: never loop forever
+            logger.error("check_expiry: certificates %s stay due, stopping", ids[:10])
+            break
+        seen.update(ids)
+        recorded += _certificate_batch_record(ids, now)
     return recorded
 
 
@@ -146,7 +158,11 @@ def _certificate_batch_record(ids: list[int], now: datetime) -> int:
             "certificate_id", "threshold"
         )
     )
-    findings, moved = [], []
+    findings = []
+    # The next notify_at of each certificate, grouped by its distance before expiry: every
+    # certificate whose next threshold is "14d" moves to expires_at - 14 days, so one UPDATE
+    # per distinct distance (a handful) moves them all.
+    moves: dict[timedelta | None, list[int]] = defaultdict(list)
     for certificate in certificates:
         thresholds = certificate_thresholds(certificate)
         upcoming = rules.threshold_next(thresholds, now)
@@ -158,13 +174,20 @@ def _certificate_batch_record(ids: list[int], now: datetime) -> int:
             and (certificate.pk, latest.name) not in recorded
         ):
             findings.append(_certificate_finding(certificate, latest))
-        notify_at = upcoming.crossed_at if upcoming and not certificate.replaced else None
-        if notify_at != certificate.notify_at:
-            certificate.notify_at = notify_at
-            moved.append(certificate)
+        before_expiry = (
+            certificate.expires_at - upcoming.crossed_at
+            if upcoming and not certificate.replaced
+            else None
+        )
+        moves[before_expiry].append(certificate.pk)
+    # Unconditional: should a renewal clear notify_at meanwhile, the next look at the old
+    # certificate sees it replaced and clears it again, sending nothing.
     with transaction.atomic():
         Notification.objects.bulk_create(findings, ignore_conflicts=True, batch_size=500)
-        Certificate.objects.bulk_update(moved, ["notify_at"], batch_size=500)
+        for before_expiry, moved in moves.items():
+            Certificate.objects.filter(pk__in=moved).update(
+                notify_at=None if before_expiry is None else F("expires_at") - before_expiry
+            )
     return len(findings)
 
 
@@ -318,6 +341,11 @@ class Finding:
     action: str
     url: str
 
+    @property
+    def expires_text(self) -> str:
+        # Formatted here rather than with the |date filter: a digest can list thousands.
+        return self.expires_at.strftime("%Y-%m-%d %H:%M UTC") if self.expires_at else ""
+
     def as_json(self) -> dict:
         return {
             "kind": self.kind,
@@ -421,10 +449,10 @@ def _digest_deliver(
     except Exception as error:  # this institution's e-mail only: the others go on
         logger.exception("digest e-mail to institution %s failed", institution.slug)
         result.email_error = f"{error.__class__.__name__}: {error}"
-        Notification.objects.filter(pk__in=ids, emailed_at=claim).update(emailed_at=None)
+        _notifications_update(ids, only_claim=claim, emailed_at=None)
     if views:
         try:
-            result.webhook = _webhook_deliver(institution, notifications, views, now=now)
+            result.webhook = _webhook_deliver(institution, notifications, views)
         except Exception as error:  # never let a webhook stop the run
             logger.exception("webhook of institution %s failed", institution.slug)
             result.webhook = error.__class__.__name__
@@ -435,8 +463,6 @@ def _webhook_deliver(
     institution: Institution,
     notifications: list[Notification],
     views: dict[int, Finding],
-    *,
-    now: datetime,
 ) -> str:
     """POST the findings not posted yet (a digest whose e-mail is retried is not posted
     twice); returns "delivered", why it failed, or "" when there was nothing to post."""
@@ -446,17 +472,25 @@ def _webhook_deliver(
     if not unposted:
         return ""
     if not institution.webhook_url:
-        # No webhook: recorded as done (see Notification), so a retried e-mail skips it.
-        Notification.objects.filter(pk__in=unposted).update(webhook_delivered_at=now)
-        return ""
+        return ""  # left as they are: nothing was posted
     payload = webhook_payload(institution, sorted((views[pk] for pk in unposted), key=_urgency))
     error = webhook_post(institution.webhook_url, payload)
     if error:
         logger.warning("webhook of institution %s failed: %s", institution.slug, error)
-        Notification.objects.filter(pk__in=unposted).update(webhook_error=error)
+        _notifications_update(unposted, webhook_error=error)
         return error
-    Notification.objects.filter(pk__in=unposted).update(webhook_delivered_at=timezone.now())
+    _notifications_update(unposted, webhook_delivered_at=timezone.now())
     return "delivered"
+
+
+def _notifications_update(ids: list[int], *, only_claim=None, **values) -> None:
+    """Update these notifications, BATCH_SIZE ids per statement (a first run can record
+    tens of thousands for one institution)."""
+    for start in range(0, len(ids), BATCH_SIZE):
+        rows = Notification.objects.filter(pk__in=ids[start : start + BATCH_SIZE])
+        if only_claim is not None:
+            rows = rows.filter(emailed_at=only_claim)
+        rows.update(**values)
 
 
 def institution_recipients(institution: Institution) -> list[str]:
@@ -474,6 +508,17 @@ def institution_recipients(institution: Institution) -> list[str]:
 
 def _absolute(path: str) -> str:
     return settings.CERTMGR_BASE_URL.rstrip("/") + path
+
+
+def _detail_url(view_name: str, pk: int) -> str:
+    """The absolute URL of a detail page; reverse() runs once per page kind, not per
+    finding (a first run can report tens of thousands)."""
+    return _detail_url_pattern(view_name, settings.CERTMGR_BASE_URL).replace("999999999", str(pk))
+
+
+@functools.lru_cache(maxsize=8)
+def _detail_url_pattern(view_name: str, base_url: str) -> str:
+    return base_url.rstrip("/") + reverse(view_name, args=[999999999])
 
 
 def _plural(count: int, word: str) -> str:
@@ -504,7 +549,7 @@ def finding_view(notification: Notification, now: datetime) -> Finding:
     days_left, when = _when(notification.expires_at, now)
     threshold = notification.threshold
     if notification.kind == Notification.Kind.CERTIFICATE_EXPIRY:
-        url = _absolute(reverse("certificate_detail", args=[notification.certificate_id]))
+        url = _detail_url("certificate_detail", notification.certificate_id)
         expired = notification.expires_at <= now
         title = (
             "Certificate expired"
@@ -525,7 +570,7 @@ def finding_view(notification: Notification, now: datetime) -> Finding:
             action=_certificate_action(details, expired=expired),
             url=url,
         )
-    url = _absolute(reverse("channel_detail", args=[notification.channel_id]))
+    url = _detail_url("channel_detail", notification.channel_id)
     hostname = details.get("hostname", "")
     if notification.kind == Notification.Kind.RENEWAL_FAILING:
         title = "Certificate renewal failing"
@@ -596,7 +641,11 @@ def digest_email(
     """The digest e-mail of one run for one institution, plain text and HTML."""
     context = {
         "institution": institution,
-        "findings": findings,
+        "count": len(findings),
+        "findings": findings[:DIGEST_MAX_FINDINGS],
+        "more": max(0, len(findings) - DIGEST_MAX_FINDINGS),
+        "list_url": _absolute(reverse("certificate_list"))
+        + f"?institution={institution.slug}&sort=expires_at",
         "settings_url": _absolute(reverse("institution_notifications", args=[institution.slug])),
     }
     subject = f"[certmgr] {institution.name}: {_plural(len(findings), 'certificate finding')}"
@@ -611,15 +660,19 @@ def digest_email(
 
 def webhook_payload(institution: Institution, findings: list[Finding]) -> dict:
     """JSON for the webhook. `text` is a ready-made message for chat tools that show it."""
+    listed = findings[:DIGEST_MAX_FINDINGS]
     lines = [f"certmgr: {_plural(len(findings), 'finding')} for {institution.name}"]
     lines += [
         f"- {finding.title}: {finding.name} ({', '.join(finding.hostnames[:3])}) {finding.url}"
-        for finding in findings
+        for finding in listed
     ]
+    if len(findings) > len(listed):
+        lines.append(f"... and {len(findings) - len(listed)} more")
     return {
         "institution": {"name": institution.name, "slug": institution.slug},
         "text": "\n".join(lines),
-        "findings": [finding.as_json() for finding in findings],
+        "count": len(findings),
+        "findings": [finding.as_json() for finding in listed],
     }
 
 

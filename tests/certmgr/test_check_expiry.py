@@ -127,11 +127,14 @@ def test_a_certificate_walks_through_every_threshold_once(acme, upload):
 
 
 def test_a_certificate_uploaded_with_5_days_left_gets_only_the_7_day_warning(acme, upload):
-    upload(acme, days_left=5)
+    certificate = upload(acme, days_left=5)
+    assert certificate.notify_at == certificate.expires_at - 30 * DAY  # due at once
     expiry_check()
     expiry_check()
     assert sent_thresholds() == ["7d"]
     assert len(mail.outbox) == 1
+    certificate.refresh_from_db()
+    assert certificate.notify_at == certificate.expires_at - 3 * DAY  # exactly the next one
 
 
 def test_a_missed_run_sends_only_the_newest_threshold(acme, upload):
@@ -611,3 +614,23 @@ def test_staff_get_a_daily_summary_across_institutions(
     assert "- Opera House: 0 valid, 0 expiring, 0 critical, 1 expired" in message.body
     assert "shop.acme.test (Acme Tickets): renewal failed 3 times in a row" in message.body
     assert "<td>Acme Tickets</td>" in message.alternatives[0][0]
+
+
+def test_a_long_digest_lists_the_most_urgent_and_counts_the_rest(acme, upload, monkeypatch):
+    monkeypatch.setattr(notifications, "DIGEST_MAX_FINDINGS", 2)
+    for days in (5, 2, 12):
+        upload(acme, name=f"{days} days", days_left=days)
+    with WebhookServer() as hook:
+        acme.webhook_url = hook.url
+        acme.save()
+        report = expiry_check()
+    assert len(report.digests[0].findings) == 3
+    body = mail.outbox[0].body
+    assert "certmgr found 3 things" in body
+    assert "2 days" in body and "5 days" in body and "12 days" not in body
+    assert "... and 1 more, the least urgent" in body
+    assert "https://certmgr.example.test/certificates/?institution=acme-tickets" in body
+    payload = hook.bodies[0]
+    assert payload["count"] == 3
+    assert [finding["name"] for finding in payload["findings"]] == ["2 days", "5 days"]
+    assert not Notification.objects.filter(emailed_at__isnull=True).exists()
