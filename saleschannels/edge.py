@@ -336,14 +336,41 @@ def _certificate_contents(certificate: Certificate) -> tuple[bytes, bytes]:
 
 def _certificate_files_write(directory: Path, hostname: str, certificate: Certificate) -> None:
     cert_bytes, key_bytes = _certificate_contents(certificate)
-    # Key first: a hostname's .crt then never exists without its key beside it.
-    _file_write_atomic(directory / f"{hostname}{KEY_SUFFIX}", key_bytes, mode=KEY_MODE)
-    _file_write_atomic(directory / f"{hostname}{CERT_SUFFIX}", cert_bytes, mode=CERT_MODE)
+    key_path = directory / f"{hostname}{KEY_SUFFIX}"
+    cert_path = directory / f"{hostname}{CERT_SUFFIX}"
+    # nginx opens the .crt and then the .key at each handshake, so a handshake that falls
+    # between the two renames pairs an old certificate with a new key and fails. Both files
+    # are written and flushed first; the renames then follow each other at once, which
+    # shrinks that window to two system calls. Key first: a hostname's .crt then never
+    # exists without its key beside it.
+    key_temp = _file_prepare(key_path, key_bytes, mode=KEY_MODE)
+    try:
+        cert_temp = _file_prepare(cert_path, cert_bytes, mode=CERT_MODE)
+    except BaseException:
+        _temp_discard(key_temp)
+        raise
+    try:
+        os.replace(key_temp, key_path)
+        os.replace(cert_temp, cert_path)
+    except BaseException:
+        _temp_discard(key_temp)
+        _temp_discard(cert_temp)
+        raise
     logger.info("edge: wrote %s (certificate %s)", hostname, certificate.fingerprint_sha256)
 
 
 def _file_write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     """Replace `path` with `data` so that a reader sees the old file or the new, never half."""
+    temp_name = _file_prepare(path, data, mode=mode)
+    try:
+        os.replace(temp_name, path)
+    except BaseException:
+        _temp_discard(temp_name)
+        raise
+
+
+def _file_prepare(path: Path, data: bytes, *, mode: int) -> str:
+    """A temporary file beside `path` holding `data`, on disk, ready to be renamed over it."""
     descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     try:
         # The mode is set before the content exists, so a key is never readable by others.
@@ -353,11 +380,15 @@ def _file_write_atomic(path: Path, data: bytes, *, mode: int) -> None:
             stream.flush()
             # On disk before the rename, so a power cut cannot leave an empty file in place.
             os.fsync(stream.fileno())
-        os.replace(temp_name, path)
     except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp_name)
+        _temp_discard(temp_name)
         raise
+    return temp_name
+
+
+def _temp_discard(temp_name: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(temp_name)
 
 
 def _file_holds(path: Path, data: bytes, *, mode: int | None = None) -> bool:

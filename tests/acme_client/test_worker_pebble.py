@@ -162,7 +162,7 @@ def test_beat_renews_a_short_lived_certificate_with_no_failed_handshake(
                     )
                 except ProbeError as error:
                     failures.append(str(error))
-                time.sleep(0.01)
+                time.sleep(0.025)
 
         prober = threading.Thread(target=handshake_continuously)
         prober.start()
