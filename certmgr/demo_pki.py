@@ -237,6 +237,30 @@ def ssl_chain_create(
     return root, intermediate, leaf
 
 
+def csr_sign(
+    *,
+    csr_pem: bytes,
+    issuer: Issued,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+    subject: x509.Name | None = None,
+) -> x509.Certificate:
+    """The certificate a CA (e.g. a stand-in for Apple's) issues for a CSR: the request's
+    public key and subject (or ``subject``), signed by ``issuer``."""
+    request = x509.load_pem_x509_csr(csr_pem)
+    if not request.is_signature_valid:
+        raise ValueError("The CSR's signature does not verify.")
+    not_before = not_before or utc_now() - BACKDATE
+    builder = _builder_base(
+        subject=subject or request.subject,
+        issuer=issuer,
+        public_key=request.public_key(),
+        not_before=not_before,
+        not_after=not_after or not_before + LEAF_LIFETIME,
+    ).add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    return _sign(builder, signer=issuer.private_key, hash_algorithm=None)
+
+
 def pkcs12_bundle(
     *,
     leaf: Issued,

@@ -1,24 +1,63 @@
 """Forms of the certificate back office.
 
-The upload form reads the files, bounds their size, hands the bytes to the pure parser
-(bundle.py) and puts each of its findings on the field it concerns. When the certificate cannot
-be read at all, the form asks for the expiry date by hand (the seed's rule) and the files the
-operator already chose are kept in `draft` so they need not be chosen again.
+The upload forms (CertificateUploadForm and its kinds) read the files, bound their size, hand
+the bytes to the pure parser (bundle.py) and put each of its findings on the field it concerns.
+When an SSL certificate cannot be read at all, the form asks for the expiry date by hand (the
+seed's rule) and the files the operator already chose are kept in `draft` so they need not be
+chosen again. Apple Pay's certificates are always X.509 from Apple: an unreadable one is the
+wrong file, refused; their key type and merchant identifier are checked (apple.py).
+
+The Apple Pay identity proof is not X.509: its form takes the file as it is, with the expiry
+date typed by hand. The CSR forms create a key and request, and pair Apple's certificate with
+a request's key.
 """
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 
+from cryptography import x509
 from django import forms
 
 from institutions.models import Institution
 
-from .bundle import MAX_FILE_BYTES, BundleResult, certificate_bundle_parse
-from .models import Certificate
+from . import apple
+from .bundle import (
+    FIELD_CERTIFICATE,
+    FIELD_PRIVATE_KEY,
+    KEY_MISMATCH_MESSAGE,
+    MAX_FILE_BYTES,
+    TOO_LARGE_MESSAGE,
+    BundleResult,
+    certificate_bundle_parse,
+)
+from .models import Certificate, CertificateRequest
 
 FILE_FIELDS = ("certificate", "private_key", "chain")
+REQUEST_KEY_MISMATCH_MESSAGE = "This certificate was not issued for this request's key."
 
 
-class SslUploadForm(forms.Form):
+def _expiry_from_date(day: date, now: datetime) -> tuple[datetime | None, str]:
+    """A typed expiry date as midnight UTC, or why it is refused."""
+    expires_at = datetime.combine(day, time.min, tzinfo=UTC)
+    if expires_at < now:
+        return None, "This date is in the past: the certificate has expired."
+    return expires_at, ""
+
+
+def _merchant_identifier_clean(value: str) -> str:
+    value = (value or "").strip()
+    problem = apple.merchant_identifier_problem(value)
+    if problem:
+        raise forms.ValidationError(problem)
+    return value
+
+
+class CertificateUploadForm(forms.Form):
+    """Certificate, key, chain, passphrase (or a PKCS#12 file) of one kind of certificate."""
+
+    kind: str = Certificate.Kind.SSL
+    # Whether a certificate that cannot be read is accepted with an expiry typed by hand.
+    allows_manual_expiry = True
+
     institution = forms.ModelChoiceField(queryset=Institution.objects.none(), empty_label=None)
     name = forms.CharField(max_length=200, help_text="How operators will recognise it.")
     certificate = forms.FileField(
@@ -110,17 +149,22 @@ class SslUploadForm(forms.Form):
             passphrase=None
             if "private_key" in self.from_draft
             else cleaned.get("passphrase") or None,
-            kind=Certificate.Kind.SSL,
+            kind=self.kind,
             now=self.now,
         )
         for field, messages in self.bundle.errors.items():
-            if field == "certificate" and self.bundle.unreadable:
+            if field == "certificate" and self.bundle.unreadable and self.allows_manual_expiry:
                 continue
             for message in messages:
                 self.add_error(field, message)
-        if self.bundle.unreadable:
+        if self.bundle.unreadable and self.allows_manual_expiry:
             self._expiry_typed_check(cleaned)
+        elif self.bundle.leaf is not None:
+            self.leaf_check(cleaned, self.bundle)
         return cleaned
+
+    def leaf_check(self, cleaned, bundle: BundleResult) -> None:
+        """Checks of a kind on the certificate that was read (none for SSL)."""
 
     def _expiry_typed_check(self, cleaned) -> None:
         """The certificate could not be read: the expiry date must be typed (seed's rule)."""
@@ -137,9 +181,9 @@ class SslUploadForm(forms.Form):
                     "The certificate will be shown as unverified.",
                 )
             return
-        expires_at = datetime.combine(expires_on, time.min, tzinfo=UTC)
-        if expires_at < self.now:
-            self.add_error("expires_at", "This date is in the past: the certificate has expired.")
+        expires_at, problem = _expiry_from_date(expires_on, self.now)
+        if problem:
+            self.add_error("expires_at", problem)
             return
         cleaned["expires_at"] = expires_at
 
@@ -155,3 +199,207 @@ class SslUploadForm(forms.Form):
                 data = self.bundle.private_key_pem.encode()
             draft[field] = {"filename": self.file_names[field], "data": data}
         return draft
+
+
+class SslUploadForm(CertificateUploadForm):
+    kind = Certificate.Kind.SSL
+
+
+class AppleCertificateUploadForm(CertificateUploadForm):
+    """An Apple Pay merchant identity or payment processing certificate that exists already:
+    Apple's .cer with its key, or a .p12 exported from Keychain Access with its password."""
+
+    allows_manual_expiry = False
+
+    merchant_identifier = forms.CharField(
+        required=False,
+        max_length=apple.MERCHANT_IDENTIFIER_MAX_LENGTH,
+        help_text="e.g. merchant.com.example.shop; read from the certificate when Apple "
+        "named it there.",
+    )
+    field_order = [
+        "institution",
+        "name",
+        "merchant_identifier",
+        "certificate",
+        "private_key",
+        "chain",
+        "passphrase",
+    ]
+
+    def __init__(self, *args, kind: str, **kwargs):
+        if kind not in apple.KEY_REQUIREMENTS:
+            raise ValueError(f"not an Apple Pay certificate kind: {kind!r}")
+        self.kind = kind
+        super().__init__(*args, **kwargs)
+        self.fields["certificate"].help_text = (
+            "The .cer Apple issued (DER or PEM), or a .p12 exported from Keychain Access "
+            "with its key."
+        )
+        del self.fields["expires_at"]
+
+    def clean_merchant_identifier(self) -> str:
+        value = (self.cleaned_data.get("merchant_identifier") or "").strip()
+        if value:
+            problem = apple.merchant_identifier_problem(value)
+            if problem:
+                raise forms.ValidationError(problem)
+        return value
+
+    def leaf_check(self, cleaned, bundle: BundleResult) -> None:
+        """The key type Apple requires for the kind, and the merchant the certificate names."""
+        problem = apple.key_requirement_problem(self.kind, bundle.leaf.key_description)
+        if problem:
+            self.add_error("certificate", problem)
+        named = apple.certificate_merchant_identifier(
+            x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
+        )
+        if self.has_error("merchant_identifier"):
+            return
+        typed = cleaned.get("merchant_identifier", "")
+        if typed and named and typed != named:
+            self.add_error(
+                "merchant_identifier",
+                f"The certificate was issued for {named}, not for {typed}.",
+            )
+        elif not typed and not named:
+            self.add_error(
+                "merchant_identifier",
+                "The certificate does not name its merchant identifier: enter it.",
+            )
+        else:
+            cleaned["merchant_identifier"] = typed or named
+
+
+class IdentityProofUploadForm(forms.Form):
+    """Apple Pay's domain-association file: stored byte for byte, expiry typed by hand."""
+
+    institution = forms.ModelChoiceField(queryset=Institution.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=200, help_text="How operators will recognise it.")
+    file = forms.FileField(
+        label="Domain-association file",
+        help_text="apple-developer-merchantid-domain-association, as Apple or your payment "
+        "provider gave it; it is served exactly as uploaded.",
+    )
+    expires_at = forms.DateField(
+        label="Expiry date",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The file does not say when it stops being valid: enter the date you were "
+        "given (it will be shown as unverified).",
+    )
+
+    def __init__(self, *args, user, now: datetime, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = now
+        self.content = b""
+        self.fields["institution"].queryset = Institution.objects.managed_by(user)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_FILE_BYTES:
+            raise forms.ValidationError(
+                "The file is larger than 64 KiB; a domain-association file is a few KiB."
+            )
+        content = upload.read()
+        problem = apple.identity_proof_problem(content)
+        if problem:
+            raise forms.ValidationError(problem)
+        self.content = content
+        return upload
+
+    def clean_expires_at(self) -> datetime:
+        expires_at, problem = _expiry_from_date(self.cleaned_data["expires_at"], self.now)
+        if problem:
+            raise forms.ValidationError(problem.replace("the certificate", "the file"))
+        return expires_at
+
+
+class CertificateRequestForm(forms.Form):
+    """Let certmgr create the key and the CSR Apple asks for."""
+
+    institution = forms.ModelChoiceField(queryset=Institution.objects.none(), empty_label=None)
+    kind = forms.ChoiceField(
+        label="Type",
+        choices=CertificateRequest.Kind.choices,
+        widget=forms.RadioSelect,
+        help_text="Merchant identity: an RSA 2048-bit key. Payment processing: an EC P-256 key.",
+    )
+    merchant_identifier = forms.CharField(
+        max_length=apple.MERCHANT_IDENTIFIER_MAX_LENGTH,
+        help_text="As registered in your Apple Developer account, e.g. merchant.com.example.shop.",
+    )
+    name = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="How operators will recognise the certificate; by default the merchant "
+        "identifier and the type.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["institution"].queryset = Institution.objects.managed_by(user)
+
+    def clean_merchant_identifier(self) -> str:
+        return _merchant_identifier_clean(self.cleaned_data.get("merchant_identifier"))
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("name") and cleaned.get("merchant_identifier") and cleaned.get("kind"):
+            label = CertificateRequest.Kind(cleaned["kind"]).label.removeprefix("Apple Pay ")
+            cleaned["name"] = f"{cleaned['merchant_identifier']} ({label})"
+        return cleaned
+
+
+class CertificateRequestCompleteForm(forms.Form):
+    """The certificate Apple returned for a request: it must be for the request's key."""
+
+    certificate = forms.FileField(
+        label="Certificate from Apple",
+        help_text="The .cer file Apple's portal gave you for this CSR (DER or PEM).",
+    )
+
+    def __init__(self, *args, request: CertificateRequest, now: datetime, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.certificate_request = request
+        self.now = now
+        self.bundle: BundleResult | None = None
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("certificate")
+        if not upload:
+            return cleaned
+        if upload.size > MAX_FILE_BYTES:
+            self.add_error("certificate", TOO_LARGE_MESSAGE)
+            return cleaned
+        request = self.certificate_request
+        if not request.private_key_encrypted:
+            self.add_error("certificate", "This request has no key any more.")
+            return cleaned
+        bundle = certificate_bundle_parse(
+            certificate=upload.read(),
+            private_key=request.private_key_pem().encode("ascii"),
+            kind=request.kind,
+            now=self.now,
+        )
+        for field, messages in bundle.errors.items():
+            for message in messages:
+                if field == FIELD_PRIVATE_KEY and message == KEY_MISMATCH_MESSAGE:
+                    message = REQUEST_KEY_MISMATCH_MESSAGE
+                elif field != FIELD_CERTIFICATE:
+                    # Anything else concerns the one file uploaded here (a .p12 with another
+                    # key, a password-protected file...).
+                    message = f"{message} Upload the .cer Apple issued for this request."
+                self.add_error("certificate", message)
+        if bundle.leaf is not None and not self.has_error("certificate"):
+            named = apple.certificate_merchant_identifier(
+                x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
+            )
+            if named and named != request.merchant_identifier:
+                self.add_error(
+                    "certificate",
+                    f"Apple issued this certificate for {named}, but this request is for "
+                    f"{request.merchant_identifier}.",
+                )
+        self.bundle = bundle
+        return cleaned

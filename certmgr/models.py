@@ -90,6 +90,10 @@ class Certificate(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.SSL)
     name = models.CharField(max_length=200)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.UPLOADED)
+    # Apple Pay merchant identity and payment processing certificates: the merchant they are
+    # for ("merchant.com.example.shop"). One payment processing certificate per merchant is
+    # active: a new one `replaces` the previous (services.apple_certificate_store).
+    merchant_identifier = models.CharField(max_length=255, blank=True, db_index=True)
 
     certificate_pem = models.TextField(blank=True)
     chain_pem = models.TextField(blank=True)
@@ -154,6 +158,14 @@ class Certificate(models.Model):
         return bool(self.private_key_encrypted)
 
     @property
+    def is_apple(self) -> bool:
+        return self.kind.startswith("apple_")
+
+    @property
+    def is_identity_proof(self) -> bool:
+        return self.kind == self.Kind.APPLE_IDENTITY_PROOF
+
+    @property
     def is_unverified(self) -> bool:
         return self.expiry_source == self.ExpirySource.MANUAL
 
@@ -195,6 +207,10 @@ class AuditEvent(models.Model):
         CHANNEL_RENEWAL_FAILED = "channel.renewal_failed", "Certificate renewal failed"
         CHANNEL_RENEW_NOW = "channel.renew_now", "Renewal requested"
         INSTITUTION_NOTIFICATIONS = "institution.notifications", "Notification settings changed"
+        CHANNEL_APPLE_PAY = "channel.apple_pay", "Apple Pay settings changed"
+        REQUEST_CREATE = "certificate_request.create", "Key and CSR created"
+        REQUEST_COMPLETE = "certificate_request.complete", "Certificate received for the CSR"
+        REQUEST_DELETE = "certificate_request.delete", "CSR deleted"
 
     institution = models.ForeignKey(
         "institutions.Institution",
@@ -217,6 +233,85 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.target_repr}"
+
+
+class CertificateRequestQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "CertificateRequestQuerySet":
+        """Requests of the institutions the user may read (all of them for staff)."""
+        if user.is_authenticated and user.is_staff:
+            return self.all()
+        return self.filter(institution__in=visible_institution_ids(user))
+
+    def pending(self) -> "CertificateRequestQuerySet":
+        return self.filter(completed_at__isnull=True)
+
+
+class CertificateRequest(models.Model):
+    """A key made by certmgr and the CSR for it, waiting for the certificate Apple issues.
+
+    A request is *pending* until Apple's certificate is uploaded for it: that creates the
+    Certificate (with this key) and completes the request, whose own copy of the key is then
+    dropped. Kept apart from Certificate because a pending request has no expiry (and
+    Certificate.expires_at is what every list, count and alert reads).
+    """
+
+    class Kind(models.TextChoices):
+        # The kinds Apple issues from a CSR, with Certificate.Kind's values and labels.
+        APPLE_MERCHANT_IDENTITY = "apple_merchant_identity", "Apple Pay merchant identity"
+        APPLE_PAYMENT_PROCESSING = "apple_payment_processing", "Apple Pay payment processing"
+
+    institution = models.ForeignKey(
+        "institutions.Institution", on_delete=models.CASCADE, related_name="certificate_requests"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # The name the certificate will have.
+    name = models.CharField(max_length=200)
+    merchant_identifier = models.CharField(max_length=255, db_index=True)
+    # Fernet token of the PKCS#8 PEM key, like Certificate's; emptied once completed.
+    private_key_encrypted = models.TextField(blank=True)
+    csr_pem = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    certificate = models.OneToOneField(
+        Certificate,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="certificate_request",
+    )
+
+    objects = CertificateRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["institution", "created_at"],
+                condition=Q(completed_at__isnull=True),
+                name="request_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (CSR for {self.merchant_identifier})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("certificate_request_detail", args=[self.pk])
+
+    @property
+    def is_pending(self) -> bool:
+        return self.completed_at is None
+
+    def private_key_set(self, pem: str | None) -> None:
+        """Store the private key encrypted (or clear it); the plaintext is never kept."""
+        self.private_key_encrypted = encryption.encrypt(pem.encode()) if pem else ""
+
+    def private_key_pem(self) -> str:
+        """The decrypted key, to pair it with Apple's certificate: never render or log it."""
+        return encryption.decrypt(self.private_key_encrypted).decode()
 
 
 class Notification(models.Model):

@@ -11,7 +11,11 @@ from django.db import connection
 from django.db.models import F, Func, Prefetch, Q
 from django.utils import timezone
 
-from .models import Certificate, CertificateStatus, status_q
+from .models import Certificate, CertificateRequest, CertificateStatus, status_q
+
+# Pending CSRs are few (each waits for a person to visit Apple's portal); the list shows at
+# most this many.
+PENDING_REQUESTS_SHOWN = 50
 
 CERTIFICATE_SORTS = {
     "expires_at": ("expires_at", "pk"),
@@ -69,12 +73,43 @@ def certificate_list(*, user, filters: CertificateFilters, now: datetime):
     if filters.institution:
         queryset = queryset.filter(institution__slug=filters.institution)
     if filters.q:
-        queryset = queryset.filter(Q(name__icontains=filters.q) | Q(domains__icontains=filters.q))
+        queryset = queryset.filter(
+            Q(name__icontains=filters.q)
+            | Q(domains__icontains=filters.q)
+            | Q(merchant_identifier__icontains=filters.q)
+        )
     if filters.expires_after:
         queryset = queryset.filter(expires_at__gte=day_start(filters.expires_after))
     if filters.expires_before:
         queryset = queryset.filter(expires_at__lt=day_start(filters.expires_before))
     return queryset.order_by(*CERTIFICATE_SORTS.get(filters.sort, CERTIFICATE_SORTS["expires_at"]))
+
+
+def certificate_requests_pending(*, user, filters: CertificateFilters) -> list[CertificateRequest]:
+    """Visible CSRs still waiting for Apple's certificate, newest first, in one query.
+
+    They have no expiry yet, so filters on status or expiry dates leave them out; the type,
+    institution and search filters apply.
+    """
+    if filters.status or filters.expires_after or filters.expires_before:
+        return []
+    if filters.kind and filters.kind not in CertificateRequest.Kind.values:
+        return []
+    queryset = (
+        CertificateRequest.objects.visible_to(user)
+        .pending()
+        .select_related("institution")
+        .defer("private_key_encrypted", "csr_pem")
+    )
+    if filters.kind:
+        queryset = queryset.filter(kind=filters.kind)
+    if filters.institution:
+        queryset = queryset.filter(institution__slug=filters.institution)
+    if filters.q:
+        queryset = queryset.filter(
+            Q(name__icontains=filters.q) | Q(merchant_identifier__icontains=filters.q)
+        )
+    return list(queryset[:PENDING_REQUESTS_SHOWN])
 
 
 def certificate_channels(certificate: Certificate) -> list:

@@ -3,11 +3,14 @@
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from institutions.models import Institution
 
-from .bundle import BundleResult
-from .models import AuditEvent, Certificate
+from . import apple
+from .bundle import BundleResult, private_key_pem
+from .models import AuditEvent, Certificate, CertificateRequest
 from .notifications import certificate_notify_at
 
 
@@ -49,6 +52,7 @@ def certificate_upload(
     content: bytes = b"",
     source: str = Certificate.Source.UPLOADED,
     replaces: Certificate | None = None,
+    merchant_identifier: str = "",
 ) -> Certificate:
     """Store an uploaded certificate from a checked bundle.
 
@@ -61,6 +65,7 @@ def certificate_upload(
         kind=kind,
         source=source,
         replaces=replaces,
+        merchant_identifier=merchant_identifier,
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
     leaf = bundle.leaf
@@ -105,9 +110,170 @@ def certificate_upload(
             "expires_at": certificate.expires_at.isoformat(),
             "expiry_source": certificate.expiry_source,
             "domains": certificate.domains,
+            **({"merchant_identifier": merchant_identifier} if merchant_identifier else {}),
+            **({"replaces": replaces.pk} if replaces is not None else {}),
         },
     )
     return certificate
+
+
+def identity_proof_upload(
+    *, institution: Institution, name: str, content: bytes, expires_at: datetime, actor
+) -> Certificate:
+    """Store an Apple Pay domain-association file exactly as uploaded, with its typed expiry
+    (it is not X.509, so the expiry is manual); the form has refused keys and certificates."""
+    return certificate_upload(
+        institution=institution,
+        name=name,
+        kind=Certificate.Kind.APPLE_IDENTITY_PROOF,
+        bundle=BundleResult(unreadable=True),
+        actor=actor,
+        expires_at=expires_at,
+        content=content,
+    )
+
+
+def payment_processing_predecessor(
+    *, institution: Institution, merchant_identifier: str
+) -> Certificate | None:
+    """The payment processing certificate a new one for this merchant would replace: the
+    newest of the institution's for the merchant that no other replaces yet.
+
+    The active certificate of a merchant is that one while it has not expired ("only one is
+    active per merchant identifier": each new one replaces the previous).
+    """
+    return (
+        Certificate.objects.filter(
+            institution=institution,
+            kind=Certificate.Kind.APPLE_PAYMENT_PROCESSING,
+            merchant_identifier=merchant_identifier,
+        )
+        .exclude(Exists(Certificate.objects.filter(replaces=OuterRef("pk"))))
+        .defer("content")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+@transaction.atomic
+def apple_certificate_store(
+    *,
+    institution: Institution,
+    name: str,
+    kind: str,
+    merchant_identifier: str,
+    bundle: BundleResult,
+    actor,
+    now: datetime | None = None,
+) -> Certificate:
+    """Store an Apple Pay merchant identity or payment processing certificate (checked).
+
+    A payment processing certificate that is valid now becomes the merchant's active one: it
+    `replaces` the previous (which is then no longer warned about). An expired one uploaded
+    for the record replaces nothing.
+    """
+    if kind not in apple.KEY_REQUIREMENTS:
+        raise ValueError(f"not an Apple Pay certificate kind: {kind!r}")
+    now = now or timezone.now()
+    replaces = None
+    if (
+        kind == Certificate.Kind.APPLE_PAYMENT_PROCESSING
+        and bundle.leaf is not None
+        and bundle.leaf.not_after > now
+    ):
+        # Two uploads for one merchant at once must not both replace the same certificate:
+        # they take turns on the institution's row, and each then reads what is committed.
+        Institution.objects.select_for_update().filter(pk=institution.pk).first()
+        replaces = payment_processing_predecessor(
+            institution=institution, merchant_identifier=merchant_identifier
+        )
+    return certificate_upload(
+        institution=institution,
+        name=name,
+        kind=kind,
+        bundle=bundle,
+        actor=actor,
+        replaces=replaces,
+        merchant_identifier=merchant_identifier,
+    )
+
+
+@transaction.atomic
+def certificate_request_create(
+    *, institution: Institution, kind: str, merchant_identifier: str, name: str, actor
+) -> CertificateRequest:
+    """Create the key Apple requires for `kind` and the CSR for it, and keep both (the key
+    encrypted) until Apple's certificate is uploaded (certificate_request_complete)."""
+    key = apple.request_key_generate(kind)
+    email = getattr(actor, "email", "") if actor is not None else ""
+    request = CertificateRequest(
+        institution=institution,
+        kind=kind,
+        name=name,
+        merchant_identifier=merchant_identifier,
+        csr_pem=apple.csr_create(key=key, merchant_identifier=merchant_identifier, email=email),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    request.private_key_set(private_key_pem(key))
+    request.save()
+    audit_record(
+        institution=institution,
+        actor=actor,
+        action=AuditEvent.Action.REQUEST_CREATE,
+        target=request,
+        details={"kind": kind, "merchant_identifier": merchant_identifier},
+    )
+    return request
+
+
+class RequestCompletedError(Exception):
+    """Raised when Apple's certificate is uploaded for a request that is already completed."""
+
+
+@transaction.atomic
+def certificate_request_complete(
+    *, request: CertificateRequest, bundle: BundleResult, actor, now: datetime | None = None
+) -> Certificate:
+    """Store Apple's certificate for a pending request (the form has checked that it is for
+    the request's key) with that key, and complete the request. The request's own copy of
+    the key is dropped: the certificate holds it now."""
+    locked = CertificateRequest.objects.select_for_update().get(pk=request.pk)
+    if not locked.is_pending:
+        raise RequestCompletedError("A certificate was already uploaded for this request.")
+    certificate = apple_certificate_store(
+        institution=locked.institution,
+        name=locked.name,
+        kind=locked.kind,
+        merchant_identifier=locked.merchant_identifier,
+        bundle=bundle,
+        actor=actor,
+        now=now,
+    )
+    locked.certificate = certificate
+    locked.completed_at = timezone.now()
+    locked.private_key_set(None)
+    locked.save(update_fields=["certificate", "completed_at", "private_key_encrypted"])
+    audit_record(
+        institution=locked.institution,
+        actor=actor,
+        action=AuditEvent.Action.REQUEST_COMPLETE,
+        target=locked,
+        details={"certificate": certificate.pk, "expires_at": certificate.expires_at.isoformat()},
+    )
+    return certificate
+
+
+@transaction.atomic
+def certificate_request_delete(*, request: CertificateRequest, actor) -> None:
+    """Delete a request and its key (a CSR that will not be used)."""
+    audit_record(
+        institution=request.institution,
+        actor=actor,
+        action=AuditEvent.Action.REQUEST_DELETE,
+        target=request,
+        details={"kind": request.kind, "merchant_identifier": request.merchant_identifier},
+    )
+    request.delete()
 
 
 @transaction.atomic
@@ -117,8 +283,10 @@ def certificate_delete(*, certificate: Certificate, actor) -> None:
 
     # Lock the row so a concurrent bind cannot slip in between the check and the delete.
     Certificate.objects.select_for_update().filter(pk=certificate.pk).first()
-    users = SalesChannel.objects.filter(certificate=certificate) | SalesChannel.objects.filter(
-        active_certificate=certificate
+    users = (
+        SalesChannel.objects.filter(certificate=certificate)
+        | SalesChannel.objects.filter(active_certificate=certificate)
+        | SalesChannel.objects.filter(apple_identity_proof=certificate)
     )
     if users.exists():
         raise CertificateInUseError(users.distinct())

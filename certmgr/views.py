@@ -1,5 +1,6 @@
 """Views of the back office's home (the dashboard) and of the certificates window: list,
-upload, detail, download, delete.
+upload (SSL, and Apple Pay's identity proof and certificates), detail, download, delete, and
+the key-and-CSR requests for Apple Pay certificates.
 
 Each view loads what it shows through a query scoped to the user's institutions (another
 institution's object is a 404), checks the manager role before any write (403), validates with
@@ -23,11 +24,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from institutions.models import Institution, user_can_manage
 from saleschannels.models import SalesChannel
+from saleschannels.selectors import identity_proofs_valid
 
-from . import charts, dashboard, encryption, selectors, services
+from . import apple, charts, dashboard, encryption, selectors, services
 from .bundle import certificate_facts
-from .forms import SslUploadForm
-from .models import AuditEvent, Certificate, CertificateStatus
+from .forms import (
+    AppleCertificateUploadForm,
+    CertificateRequestCompleteForm,
+    CertificateRequestForm,
+    IdentityProofUploadForm,
+    SslUploadForm,
+)
+from .models import AuditEvent, Certificate, CertificateRequest, CertificateStatus
 
 PAGE_SIZE = 25
 UPLOAD_DRAFT_SESSION_KEY = "certificate_upload_draft"
@@ -39,9 +47,27 @@ def _get_certificate_for_user(request, pk: int) -> Certificate:
     return get_object_or_404(queryset.select_related("institution", "created_by"), pk=pk)
 
 
+def _get_request_for_user(request, pk: int) -> CertificateRequest:
+    """The key-and-CSR request if the user may see it, else 404."""
+    queryset = CertificateRequest.objects.visible_to(request.user)
+    return get_object_or_404(queryset.select_related("institution", "created_by"), pk=pk)
+
+
 def _require_manager(request, institution) -> None:
     if not user_can_manage(request.user, institution):
         raise PermissionDenied("You need the manager role in this institution.")
+
+
+def _bound(request) -> tuple:
+    """(data, files) for a form: bound on POST even when nothing was sent, unbound on GET."""
+    if request.method == "POST":
+        return request.POST, request.FILES
+    return None, None
+
+
+def _require_manager_somewhere(request) -> None:
+    if not Institution.objects.managed_by(request.user).exists():
+        raise PermissionDenied("You need the manager role to upload certificates.")
 
 
 @login_required
@@ -112,6 +138,7 @@ def certificate_list(request):
         }
         for certificate in page
     ]
+    pending = selectors.certificate_requests_pending(user=request.user, filters=filters)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -120,6 +147,7 @@ def certificate_list(request):
         {
             "page": page,
             "rows": rows,
+            "pending_requests": pending if page.number == 1 else [],
             "filters": filters,
             "query_without_page": query.urlencode(),
             "statuses": CertificateStatus.choices,
@@ -139,8 +167,7 @@ def certificate_list(request):
 @login_required
 @require_GET
 def certificate_new(request):
-    if not Institution.objects.managed_by(request.user).exists():
-        raise PermissionDenied("You need the manager role to upload certificates.")
+    _require_manager_somewhere(request)
     return render(request, "certificates/new.html")
 
 
@@ -170,8 +197,7 @@ def _draft_save(request, draft: dict) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def certificate_upload_ssl(request):
-    if not Institution.objects.managed_by(request.user).exists():
-        raise PermissionDenied("You need the manager role to upload certificates.")
+    _require_manager_somewhere(request)
     now = timezone.now()
     if request.method == "GET":
         request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
@@ -204,11 +230,182 @@ def certificate_upload_ssl(request):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
+def certificate_upload_identity_proof(request):
+    """Apple Pay identity proof: the domain-association file, kept byte for byte."""
+    _require_manager_somewhere(request)
+    form = IdentityProofUploadForm(*_bound(request), user=request.user, now=timezone.now())
+    if request.method == "POST" and form.is_valid():
+        certificate = services.identity_proof_upload(
+            institution=form.cleaned_data["institution"],
+            name=form.cleaned_data["name"],
+            content=form.content,
+            expires_at=form.cleaned_data["expires_at"],
+            actor=request.user,
+        )
+        messages.success(request, f"Identity proof “{certificate.name}” uploaded.")
+        return redirect(certificate)
+    return render(request, "certificates/upload_identity_proof.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def certificate_upload_apple(request, kind: str):
+    """An Apple Pay merchant identity or payment processing certificate that exists already
+    (Apple's .cer with its key, or a .p12 from Keychain Access)."""
+    _require_manager_somewhere(request)
+    now = timezone.now()
+    form = AppleCertificateUploadForm(*_bound(request), user=request.user, now=now, kind=kind)
+    if request.method == "POST" and form.is_valid():
+        certificate = services.apple_certificate_store(
+            institution=form.cleaned_data["institution"],
+            name=form.cleaned_data["name"],
+            kind=kind,
+            merchant_identifier=form.cleaned_data["merchant_identifier"],
+            bundle=form.bundle,
+            actor=request.user,
+            now=now,
+        )
+        _stored_message(request, certificate)
+        return redirect(certificate)
+    return render(
+        request,
+        "certificates/upload_apple.html",
+        {"form": form, "kind_label": Certificate.Kind(kind).label, "kind": kind},
+    )
+
+
+def _stored_message(request, certificate: Certificate) -> None:
+    text = f"Certificate “{certificate.name}” stored."
+    if certificate.replaces_id:
+        text += (
+            f" It replaces “{certificate.replaces.name}” as the active payment processing "
+            f"certificate of {certificate.merchant_identifier}."
+        )
+    messages.success(request, text)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def certificate_request_new(request):
+    """Let certmgr create the key and the CSR Apple asks for."""
+    _require_manager_somewhere(request)
+    initial = {}
+    if request.GET.get("kind") in CertificateRequest.Kind.values:
+        initial["kind"] = request.GET["kind"]
+    data = request.POST if request.method == "POST" else None
+    form = CertificateRequestForm(data, initial=initial, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        certificate_request = services.certificate_request_create(
+            institution=form.cleaned_data["institution"],
+            kind=form.cleaned_data["kind"],
+            merchant_identifier=form.cleaned_data["merchant_identifier"],
+            name=form.cleaned_data["name"],
+            actor=request.user,
+        )
+        messages.success(
+            request,
+            f"Key and CSR created for {certificate_request.merchant_identifier}: download the "
+            "CSR and give it to Apple.",
+        )
+        return redirect(certificate_request)
+    return render(request, "certificates/request_new.html", {"form": form})
+
+
+def _request_page(request, certificate_request: CertificateRequest, form=None, status=200):
+    replaces = None
+    if certificate_request.is_pending and (
+        certificate_request.kind == CertificateRequest.Kind.APPLE_PAYMENT_PROCESSING
+    ):
+        replaces = services.payment_processing_predecessor(
+            institution=certificate_request.institution,
+            merchant_identifier=certificate_request.merchant_identifier,
+        )
+    can_manage = user_can_manage(request.user, certificate_request.institution)
+    if form is None and can_manage and certificate_request.is_pending:
+        form = CertificateRequestCompleteForm(request=certificate_request, now=timezone.now())
+    return render(
+        request,
+        "certificates/request_detail.html",
+        {
+            "certificate_request": certificate_request,
+            "csr_filename": apple.csr_filename(certificate_request.merchant_identifier),
+            "replaces": replaces,
+            "form": form,
+            "can_manage": can_manage,
+            "events": AuditEvent.objects.filter(
+                target_type="certificaterequest", target_id=certificate_request.pk
+            ).select_related("actor"),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def certificate_request_detail(request, pk: int):
+    return _request_page(request, _get_request_for_user(request, pk))
+
+
+@login_required
+@require_GET
+def certificate_request_csr(request, pk: int):
+    """The CSR (PEM) as the .certSigningRequest file Apple's portal takes; never the key."""
+    certificate_request = _get_request_for_user(request, pk)
+    response = HttpResponse(certificate_request.csr_pem, content_type="application/pkcs10")
+    filename = apple.csr_filename(certificate_request.merchant_identifier)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_POST
+def certificate_request_complete(request, pk: int):
+    """Apple's certificate for a pending request: paired with the request's key and stored."""
+    certificate_request = _get_request_for_user(request, pk)
+    _require_manager(request, certificate_request.institution)
+    if not certificate_request.is_pending:
+        messages.info(request, "A certificate was already uploaded for this request.")
+        return redirect(certificate_request.certificate or certificate_request)
+    now = timezone.now()
+    form = CertificateRequestCompleteForm(
+        request.POST, request.FILES, request=certificate_request, now=now
+    )
+    if not form.is_valid():
+        return _request_page(request, certificate_request, form=form)
+    try:
+        certificate = services.certificate_request_complete(
+            request=certificate_request, bundle=form.bundle, actor=request.user, now=now
+        )
+    except services.RequestCompletedError as error:
+        messages.info(request, str(error))
+        return redirect(certificate_request)
+    _stored_message(request, certificate)
+    return redirect(certificate)
+
+
+@login_required
+@require_POST
+def certificate_request_delete(request, pk: int):
+    certificate_request = _get_request_for_user(request, pk)
+    _require_manager(request, certificate_request.institution)
+    if not certificate_request.is_pending:
+        messages.error(request, "This request is completed; delete its certificate instead.")
+        return redirect(certificate_request)
+    services.certificate_request_delete(request=certificate_request, actor=request.user)
+    messages.success(request, f"CSR for {certificate_request.merchant_identifier} deleted.")
+    return redirect("certificate_list")
+
+
+@login_required
 @require_GET
 def certificate_detail(request, pk: int):
     certificate = _get_certificate_for_user(request, pk)
-    channels = SalesChannel.objects.filter(certificate=certificate) | SalesChannel.objects.filter(
-        active_certificate=certificate
+    now = timezone.now()
+    channels = (
+        SalesChannel.objects.filter(certificate=certificate)
+        | SalesChannel.objects.filter(active_certificate=certificate)
+        | SalesChannel.objects.filter(apple_identity_proof=certificate)
     )
     events = AuditEvent.objects.filter(
         target_type="certificate", target_id=certificate.pk
@@ -218,13 +415,43 @@ def certificate_detail(request, pk: int):
         "certificates/detail.html",
         {
             "certificate": certificate,
-            "days_left": certificate.days_left(timezone.now()),
+            "days_left": certificate.days_left(now),
             "chain": _chain_facts(certificate),
             "channels": channels.distinct(),
             "events": events,
             "can_manage": user_can_manage(request.user, certificate.institution),
+            **_apple_facts(certificate, now),
         },
     )
+
+
+def _apple_facts(certificate: Certificate, now) -> dict:
+    """What the detail page says about an Apple Pay certificate or identity proof."""
+    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
+        return {"served_on": _identity_proof_served_on(certificate, now)}
+    if certificate.kind != Certificate.Kind.APPLE_PAYMENT_PROCESSING:
+        return {}
+    replaced_by = certificate.replaced_by.order_by("created_at", "pk").first()
+    return {
+        "replaced_by": replaced_by,
+        "is_active_payment_processing": replaced_by is None and certificate.expires_at > now,
+    }
+
+
+def _identity_proof_served_on(proof: Certificate, now) -> list[SalesChannel]:
+    """The channels whose hostname serves this identity proof now (two queries)."""
+    if proof.expires_at <= now:
+        return []
+    latest = identity_proofs_valid(proof.institution_id, now).values_list("pk", flat=True).first()
+    channels = SalesChannel.objects.filter(
+        institution_id=proof.institution_id, apple_pay_enabled=True
+    ).only("pk", "name", "hostname", "apple_identity_proof_id")
+    return [
+        channel
+        for channel in channels
+        if channel.apple_identity_proof_id == proof.pk
+        or (channel.apple_identity_proof_id is None and latest == proof.pk)
+    ]
 
 
 def _chain_facts(certificate: Certificate) -> list:
@@ -240,6 +467,13 @@ def _chain_facts(certificate: Certificate) -> list:
 def certificate_download(request, pk: int):
     """The public certificate and its chain as PEM; the private key is never sent."""
     certificate = _get_certificate_for_user(request, pk)
+    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
+        # Public by nature (every shop serves it): the file exactly as uploaded.
+        response = HttpResponse(bytes(certificate.content), content_type="text/plain")
+        response["Content-Disposition"] = (
+            'attachment; filename="apple-developer-merchantid-domain-association"'
+        )
+        return response
     if not certificate.certificate_pem:
         messages.error(
             request, "This certificate could not be read, so there is no PEM to download."

@@ -7,7 +7,11 @@ from institutions.models import Institution
 
 from .hostnames import HostnameError, hostname_normalize
 from .models import SalesChannel
-from .selectors import certificate_unusable_reason, channel_certificate_choices
+from .selectors import (
+    certificate_unusable_reason,
+    channel_certificate_choices,
+    identity_proofs_valid,
+)
 
 
 class ChannelForm(forms.Form):
@@ -76,4 +80,63 @@ class ChannelSslForm(forms.Form):
             self.add_error("certificate", reason)
             return cleaned
         cleaned["certificate"] = certificate
+        return cleaned
+
+
+class IdentityProofChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.name} (expires {obj.expires_at:%Y-%m-%d})"
+
+
+class ChannelApplePayForm(forms.Form):
+    """Apple Pay on a channel: serve the institution's identity proof on its hostname."""
+
+    apple_pay_enabled = forms.BooleanField(
+        required=False,
+        label="Enable Apple Pay on this hostname",
+        help_text="Serves the identity proof where Apple looks for it.",
+    )
+    apple_identity_proof = IdentityProofChoiceField(
+        queryset=Certificate.objects.none(),
+        required=False,
+        label="Identity proof",
+        empty_label="The institution's latest valid proof",
+        help_text="Name one only when this shop belongs to another merchant or payment "
+        "provider than the institution's latest proof.",
+    )
+
+    def __init__(self, *args, channel: SalesChannel, now, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.channel = channel
+        self.now = now
+        # The institution's identity proofs only: another institution's id is "not a choice".
+        self.fields["apple_identity_proof"].queryset = (
+            Certificate.objects.filter(
+                institution_id=channel.institution_id,
+                kind=Certificate.Kind.APPLE_IDENTITY_PROOF,
+            )
+            .defer("content")
+            .order_by("-created_at", "-pk")
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        proof = cleaned.get("apple_identity_proof")
+        if proof is not None and proof.expires_at <= self.now:
+            self.add_error(
+                "apple_identity_proof",
+                f"This identity proof expired on {proof.expires_at:%Y-%m-%d}: Apple would "
+                "reject it. Upload the new file and choose it.",
+            )
+        elif (
+            cleaned.get("apple_pay_enabled")
+            and proof is None
+            and not identity_proofs_valid(self.channel.institution_id, self.now).exists()
+        ):
+            self.add_error(
+                "apple_pay_enabled",
+                f"{self.channel.institution.name} has no valid Apple Pay identity proof: "
+                "upload the domain-association file first (Certificates → New certificate "
+                "→ Apple Pay identity proof).",
+            )
         return cleaned

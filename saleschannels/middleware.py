@@ -31,7 +31,9 @@ class HostRoutingMiddleware:
             return self.get_response(request)
         channel = (
             SalesChannel.objects.filter(hostname=domain)
-            .only("pk", "hostname", "institution_id")
+            .only(
+                "pk", "hostname", "institution_id", "apple_pay_enabled", "apple_identity_proof_id"
+            )
             .first()
             if domain
             else None

@@ -3,6 +3,7 @@
 from django.db import models
 from django.urls import reverse
 
+from certmgr.apple import WELL_KNOWN_PATH as APPLE_WELL_KNOWN_PATH
 from institutions.models import visible_institution_ids
 
 
@@ -53,6 +54,24 @@ class SalesChannel(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Apple Pay: serve the institution's domain-association file ("identity proof") at
+    # /.well-known/apple-developer-merchantid-domain-association on this hostname. The proof
+    # named here, else the institution's latest valid one (selectors.channel_identity_proof).
+    apple_pay_enabled = models.BooleanField(default=False)
+    apple_identity_proof = models.ForeignKey(
+        "certmgr.Certificate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="proof_for_channels",
+        limit_choices_to={"kind": "apple_identity_proof"},
+    )
+    # Whether the probe fetched that file through the edge with the right bytes (probe.py);
+    # None: not checked (or Apple Pay is off).
+    apple_probe_ok = models.BooleanField(null=True, blank=True)
+    apple_probe_checked_at = models.DateTimeField(null=True, blank=True)
+    apple_probe_error = models.TextField(blank=True)
+
     # What the live probe last saw on the edge for this hostname (see probe.py).
     probe_status = models.CharField(
         max_length=10, choices=ProbeStatus.choices, default=ProbeStatus.UNKNOWN, blank=True
@@ -100,6 +119,11 @@ class SalesChannel(models.Model):
     @property
     def probe_has_problem(self) -> bool:
         return self.probe_status in PROBE_PROBLEMS
+
+    @property
+    def apple_well_known_url(self) -> str:
+        """The URL Apple fetches to verify the domain."""
+        return f"https://{self.hostname}{APPLE_WELL_KNOWN_PATH}"
 
 
 # Renewal failures from this many in a row on count in the alert banner.

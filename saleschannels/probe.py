@@ -14,15 +14,24 @@ Contract:
 * ``channels_probe()`` probes many channels with a small thread pool. Only the network
   handshakes run in the pool; every database read and write stays in the calling thread, so
   no thread opens a connection of its own (and tests inside a transaction see the same data).
+* Apple Pay: for channels with Apple Pay enabled (whatever their SSL mode: Apple fetches over
+  HTTPS), both also fetch ``https://<hostname>/.well-known/apple-developer-merchantid-domain-
+  association`` the way Apple does (same address, SNI and Host = hostname, no verification,
+  no redirect followed) and record on the channel (``apple_probe_*``) whether the answer was
+  200 with exactly the bytes of the proof the app serves for it; the reason in plain words
+  otherwise. Channels without Apple Pay get those fields cleared. channels_probe()'s counts
+  stay the TLS ones.
 * Settings (CERTMGR_PROBE_ADDRESS, CERTMGR_PROBE_TIMEOUT) are read when called.
 """
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
@@ -32,7 +41,11 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from certmgr.apple import WELL_KNOWN_PATH as APPLE_WELL_KNOWN_PATH
+from certmgr.models import Certificate
+
 from .models import ProbeStatus, SalesChannel
+from .selectors import channel_identity_proof
 
 # Probes wait on the network, not the CPU; 8 keeps a slow edge from being hammered.
 PROBE_WORKERS = 8
@@ -44,6 +57,9 @@ PROBE_FIELDS = [
     "probe_expires_at",
     "probe_error",
 ]
+APPLE_PROBE_FIELDS = ["apple_probe_ok", "apple_probe_checked_at", "apple_probe_error"]
+# A domain-association file is a few KiB; reading more than this proves it is not the file.
+APPLE_MAX_BYTES = 64 * 1024 + 1
 # The statuses a probe can produce, reported by channels_probe() even when zero.
 PROBE_OUTCOMES = (ProbeStatus.OK, ProbeStatus.MISMATCH, ProbeStatus.EXPIRED, ProbeStatus.FAILED)
 
@@ -125,11 +141,24 @@ def certificate_fingerprint(certificate: x509.Certificate) -> str:
 
 
 def channel_probe(channel: SalesChannel, *, now: datetime | None = None) -> ProbeStatus:
-    """Probe one channel, record what was seen on it, return the status."""
+    """Probe one channel (and its Apple Pay file), record what was seen on it, return the
+    TLS status."""
+    channel_apple_probe(channel, now=now)
     if channel.ssl_mode == SalesChannel.SslMode.NONE:
         return _probe_reset(channel)
     attempt = _probe_attempt_function()
     return _probe_record(channel, attempt(channel.hostname), now=now or timezone.now())
+
+
+def channel_apple_probe(channel: SalesChannel, *, now: datetime | None = None) -> bool | None:
+    """Fetch the channel's Apple Pay file through the edge and record whether it is right;
+    None (and the fields cleared) when Apple Pay is off on the channel."""
+    if not channel.apple_pay_enabled:
+        return _apple_probe_reset(channel)
+    now = now or timezone.now()
+    expected = _apple_expected(channel, now)
+    outcome = None if expected is None else _apple_fetch_function()(channel.hostname)
+    return _apple_probe_record(channel, expected, outcome, now=now)
 
 
 def channels_probe(queryset: QuerySet[SalesChannel] | None = None) -> dict[str, int]:
@@ -145,16 +174,93 @@ def channels_probe(queryset: QuerySet[SalesChannel] | None = None) -> dict[str, 
         queryset.exclude(ssl_mode=SalesChannel.SslMode.NONE).select_related("active_certificate")
     )
     counts = {status.value: 0 for status in PROBE_OUTCOMES}
+    if channels:
+        attempt = _probe_attempt_function()
+        with ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(channels))) as pool:
+            # map() yields in order as results arrive; each is recorded here, in this thread.
+            outcomes = pool.map(attempt, [channel.hostname for channel in channels])
+            for channel, outcome in zip(channels, outcomes, strict=True):
+                status = _probe_record(channel, outcome, now=timezone.now())
+                counts[status.value] += 1
+    channels_apple_probe(queryset)
+    return counts
+
+
+def channels_apple_probe(queryset: QuerySet[SalesChannel]) -> dict[str, int]:
+    """Fetch the Apple Pay file of every channel of `queryset` with Apple Pay enabled, in the
+    pool; clear the Apple probe fields of the others. Counts {"ok": n, "failed": m}."""
+    queryset.filter(apple_pay_enabled=False).exclude(
+        apple_probe_ok=None, apple_probe_checked_at=None, apple_probe_error=""
+    ).update(**_apple_reset_values())
+    now = timezone.now()
+    channels = list(queryset.filter(apple_pay_enabled=True))
+    expected = [_apple_expected(channel, now) for channel in channels]
+    to_fetch = [c.hostname for c, proof in zip(channels, expected, strict=True) if proof]
+    counts = {"ok": 0, "failed": 0}
     if not channels:
         return counts
-    attempt = _probe_attempt_function()
-    with ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(channels))) as pool:
-        # map() yields in order as results arrive; each is recorded here, in this thread.
-        outcomes = pool.map(attempt, [channel.hostname for channel in channels])
-        for channel, outcome in zip(channels, outcomes, strict=True):
-            status = _probe_record(channel, outcome, now=timezone.now())
-            counts[status.value] += 1
+    fetched = {}
+    if to_fetch:
+        fetch = _apple_fetch_function()
+        with ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(to_fetch))) as pool:
+            fetched = dict(zip(to_fetch, pool.map(fetch, to_fetch), strict=True))
+    for channel, proof in zip(channels, expected, strict=True):
+        ok = _apple_probe_record(channel, proof, fetched.get(channel.hostname), now=timezone.now())
+        counts["ok" if ok else "failed"] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class AppleFetchResult:
+    """What the edge answered for the Apple Pay file: the HTTP status, the body (at most
+    APPLE_MAX_BYTES) and where a redirect pointed."""
+
+    status: int
+    body: bytes = field(repr=False)
+    location: str = ""
+
+
+def apple_file_fetch(
+    *, hostname: str, address: str | None = None, timeout: float
+) -> AppleFetchResult:
+    """GET the Apple Pay file of `hostname` over HTTPS at `address` (default hostname:443),
+    with SNI and Host = hostname, nothing verified and no redirect followed, as Apple's
+    crawler would; ProbeError when no HTTP answer came."""
+    host, port = address_parse(address) if address else (hostname, HTTPS_PORT)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    connection = http.client.HTTPSConnection(hostname, HTTPS_PORT, timeout=timeout)
+    try:
+        # Connect to the address ourselves: http.client would use the Host name for both the
+        # TCP connection and the SNI; the request's Host header stays `hostname`.
+        raw = socket.create_connection((host, port), timeout=timeout)
+        try:
+            connection.sock = _context_unverified().wrap_socket(raw, server_hostname=hostname)
+        except BaseException:
+            raw.close()
+            raise
+        connection.request("GET", APPLE_WELL_KNOWN_PATH, headers={"User-Agent": "certmgr-probe"})
+        response = connection.getresponse()
+        body = response.read(APPLE_MAX_BYTES)
+        return AppleFetchResult(response.status, body, response.getheader("Location") or "")
+    except ConnectionRefusedError:
+        raise ProbeError(f"Connection refused by {where}: nothing listens there.") from None
+    except TimeoutError:
+        raise ProbeError(f"No answer from {where} within {timeout:g} s.") from None
+    except socket.gaierror:
+        raise ProbeError(f"The name {host} does not resolve (DNS).") from None
+    except ssl.SSLError as error:
+        reason = error.reason or error.strerror or str(error)
+        meaning = _HANDSHAKE_MEANINGS.get(reason, "")
+        raise ProbeError(
+            f"TLS handshake for {hostname} at {where} failed ({reason}){meaning}."
+        ) from None
+    except (http.client.HTTPException, OSError) as error:
+        raise ProbeError(
+            f"No valid HTTP answer from {where} for {hostname}: "
+            f"{getattr(error, 'strerror', None) or error or type(error).__name__}."
+        ) from None
+    finally:
+        connection.close()
 
 
 def _context_unverified() -> ssl.SSLContext:
@@ -216,6 +322,91 @@ def _status_for(
     if active is not None and active.fingerprint_sha256 == served:
         return ProbeStatus.OK
     return ProbeStatus.MISMATCH
+
+
+def _apple_fetch_function() -> Callable[[str], AppleFetchResult | ProbeError]:
+    """hostname -> the edge's answer for the Apple Pay file or the ProbeError."""
+    address = settings.CERTMGR_PROBE_ADDRESS or None
+    if address:
+        address_parse(address)
+    timeout = float(settings.CERTMGR_PROBE_TIMEOUT)
+    return partial(_apple_fetch_attempt, address=address, timeout=timeout)
+
+
+def _apple_fetch_attempt(
+    hostname: str, *, address: str | None, timeout: float
+) -> AppleFetchResult | ProbeError:
+    try:
+        return apple_file_fetch(hostname=hostname, address=address, timeout=timeout)
+    except ProbeError as error:
+        return error
+
+
+def _apple_expected(channel: SalesChannel, now: datetime) -> Certificate | None:
+    """The identity proof the app serves for the channel (None: nothing is served)."""
+    return channel_identity_proof(channel, now)
+
+
+def _apple_probe_record(
+    channel: SalesChannel,
+    proof: Certificate | None,
+    outcome: AppleFetchResult | ProbeError | None,
+    *,
+    now: datetime,
+) -> bool:
+    url = channel.apple_well_known_url
+    if proof is None:
+        ok, error = (
+            False,
+            (
+                "No valid identity proof to serve: "
+                + (
+                    "the one chosen for this channel has expired."
+                    if channel.apple_identity_proof_id
+                    else "upload the institution's domain-association file."
+                )
+            ),
+        )
+    elif isinstance(outcome, ProbeError) or outcome is None:
+        ok, error = False, f"Could not fetch {url}: {outcome}"
+    elif 300 <= outcome.status < 400:
+        ok, error = (
+            False,
+            (
+                f"{url} answered {outcome.status} (redirect to {outcome.location or '?'}): "
+                "Apple does not follow redirects."
+            ),
+        )
+    elif outcome.status != 200:
+        ok, error = False, f"{url} answered HTTP {outcome.status} instead of the file."
+    elif outcome.body != bytes(proof.content):
+        ok, error = (
+            False,
+            (
+                f"{url} serves other content ({len(outcome.body)} bytes) than the identity proof "
+                f"“{proof.name}” ({len(proof.content)} bytes)."
+            ),
+        )
+    else:
+        ok, error = True, ""
+    channel.apple_probe_ok = ok
+    channel.apple_probe_checked_at = now
+    channel.apple_probe_error = error
+    channel.save(update_fields=APPLE_PROBE_FIELDS)
+    return ok
+
+
+def _apple_reset_values() -> dict:
+    return {"apple_probe_ok": None, "apple_probe_checked_at": None, "apple_probe_error": ""}
+
+
+def _apple_probe_reset(channel: SalesChannel) -> None:
+    if channel.apple_probe_ok is None and channel.apple_probe_checked_at is None:
+        return None
+    for name, value in _apple_reset_values().items():
+        setattr(channel, name, value)
+    channel.save(update_fields=APPLE_PROBE_FIELDS)
+    return None
 
 
 def _reset_values() -> dict:

@@ -47,3 +47,28 @@ def channel_certificate_choices(channel: SalesChannel, now: datetime) -> list[Ce
         if (certificate.not_before is None or certificate.not_before <= now)
         and certificate_covers_hostname(certificate.domains, channel.hostname)
     ]
+
+
+def identity_proofs_valid(institution_id: int, now: datetime):
+    """The institution's Apple Pay identity proofs that have not expired, latest first."""
+    return Certificate.objects.filter(
+        institution_id=institution_id,
+        kind=Certificate.Kind.APPLE_IDENTITY_PROOF,
+        expires_at__gt=now,
+    ).order_by("-created_at", "-pk")
+
+
+def channel_identity_proof(channel: SalesChannel, now: datetime) -> Certificate | None:
+    """The domain-association file the channel's hostname serves, or None (404).
+
+    Nothing unless Apple Pay is enabled on the channel. The proof the channel names when it
+    names one (and only that one: two channels of an institution may belong to different
+    merchants or payment providers), else the institution's latest proof; either only while
+    it has not expired. One query.
+    """
+    if not channel.apple_pay_enabled:
+        return None
+    proofs = identity_proofs_valid(channel.institution_id, now)
+    if channel.apple_identity_proof_id:
+        proofs = proofs.filter(pk=channel.apple_identity_proof_id)
+    return proofs.first()

@@ -1,4 +1,4 @@
-"""Writes of the sales-channel domain: create, change, delete, SSL management.
+"""Writes of the sales-channel domain: create, change, delete, SSL management, Apple Pay.
 
 Each write commits its database change first and then brings the channel's files on the TLS
 edge in line (edge.py), so the edge never serves something the database does not know about.
@@ -174,6 +174,51 @@ def channel_set_ssl_mode(
     _deploy(channel)
     if mode == SalesChannel.SslMode.MANAGED and previous["mode"] != mode:
         channel_renew_now(channel=channel, actor=None)
+    return channel
+
+
+def channel_set_apple_pay(
+    *,
+    channel: SalesChannel,
+    enabled: bool,
+    identity_proof: Certificate | None,
+    actor,
+) -> SalesChannel:
+    """Turn Apple Pay on or off on a channel and name its identity proof (None: the
+    institution's latest valid one); the form has checked the proof. The well-known file
+    changes at once (it is served from the database); a probe is queued to check it."""
+    if identity_proof is not None and (
+        identity_proof.institution_id != channel.institution_id
+        or identity_proof.kind != Certificate.Kind.APPLE_IDENTITY_PROOF
+    ):
+        raise ValueError("the identity proof must be one of the channel's institution")
+    previous = {
+        "enabled": channel.apple_pay_enabled,
+        "identity_proof": channel.apple_identity_proof_id,
+    }
+    with transaction.atomic():
+        channel.apple_pay_enabled = enabled
+        channel.apple_identity_proof = identity_proof
+        fields = ["apple_pay_enabled", "apple_identity_proof"]
+        if not enabled:
+            channel.apple_probe_ok = None
+            channel.apple_probe_checked_at = None
+            channel.apple_probe_error = ""
+            fields += ["apple_probe_ok", "apple_probe_checked_at", "apple_probe_error"]
+        channel.save(update_fields=fields)
+        audit_record(
+            institution=channel.institution,
+            actor=actor,
+            action=AuditEvent.Action.CHANNEL_APPLE_PAY,
+            target=channel,
+            details={
+                "enabled": enabled,
+                "identity_proof": channel.apple_identity_proof_id,
+                "previous": previous,
+            },
+        )
+        if enabled:
+            probe_after_deploy(channel)
     return channel
 
 

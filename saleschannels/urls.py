@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/delete/", views.channel_delete, name="channel_delete"),
     path("<int:pk>/ssl/", views.channel_ssl, name="channel_ssl"),
     path("<int:pk>/renew/", views.channel_renew, name="channel_renew"),
+    path("<int:pk>/apple-pay/", views.channel_apple_pay, name="channel_apple_pay"),
 ]

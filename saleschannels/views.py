@@ -1,4 +1,5 @@
-"""Sales-channel pages ("Point of Sales"): list, detail, create, edit, delete, SSL Management.
+"""Sales-channel pages ("Point of Sales"): list, detail, create, edit, delete, SSL Management,
+Apple Pay.
 
 Every channel is loaded through SalesChannel.objects.visible_to(user) (another institution's
 channel is a 404) and every write checks the manager role (403) before calling one service.
@@ -16,8 +17,9 @@ from certmgr.models import AuditEvent, Certificate
 from institutions.models import Institution, user_can_manage
 
 from . import services
-from .forms import ChannelForm, ChannelSslForm
+from .forms import ChannelApplePayForm, ChannelForm, ChannelSslForm
 from .models import SalesChannel
+from .selectors import channel_identity_proof
 
 PAGE_SIZE = 50
 
@@ -118,6 +120,7 @@ def channel_detail(request, pk: int):
         "saleschannels/detail.html",
         {
             "channel": channel,
+            "apple_proof": channel_identity_proof(channel, now),
             "active": active,
             "days_left": active.days_left(now) if active else None,
             "events": events.select_related("actor")[:50],
@@ -206,3 +209,39 @@ def channel_renew(request, pk: int):
     else:
         messages.info(request, f"A renewal of {channel.hostname} is already in progress.")
     return redirect(channel)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_apple_pay(request, pk: int):
+    """Apple Pay: serve the identity proof on the channel's hostname, and which one."""
+    channel = _get_channel_for_user(request, pk)
+    can_manage = user_can_manage(request.user, channel.institution)
+    if request.method == "POST" and not can_manage:
+        raise PermissionDenied("You need the manager role to change Apple Pay.")
+    now = timezone.now()
+    initial = {
+        "apple_pay_enabled": channel.apple_pay_enabled,
+        "apple_identity_proof": channel.apple_identity_proof_id,
+    }
+    data = request.POST if request.method == "POST" else None  # unticking sends nothing
+    form = ChannelApplePayForm(data, initial=initial, channel=channel, now=now)
+    if request.method == "POST" and form.is_valid():
+        services.channel_set_apple_pay(
+            channel=channel,
+            enabled=form.cleaned_data["apple_pay_enabled"],
+            identity_proof=form.cleaned_data["apple_identity_proof"],
+            actor=request.user,
+        )
+        messages.success(request, f"Apple Pay on {channel.hostname} saved.")
+        return redirect(channel)
+    return render(
+        request,
+        "saleschannels/apple_pay.html",
+        {
+            "channel": channel,
+            "form": form,
+            "can_manage": can_manage,
+            "apple_proof": channel_identity_proof(channel, now),
+        },
+    )

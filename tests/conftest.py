@@ -43,6 +43,12 @@ def pki():
     return {"root": root, "intermediate": intermediate}
 
 
+@pytest.fixture(scope="session")
+def apple_ca():
+    """A CA standing in for Apple's Worldwide Developer Relations CA, made once per session."""
+    return demo_pki.ca_create(common_name="Stand-in Apple Worldwide Developer Relations CA")
+
+
 @pytest.fixture
 def acme(db):
     return Institution.objects.create(name="Acme Tickets", slug="acme-tickets")

@@ -15,6 +15,8 @@ Contract:
   because the worker then has to read keys of mode 0600 owned by root.
 * Plain HTTP server on another free port: ``/.well-known/`` is proxied to `acme_upstream`
   (e.g. "http://127.0.0.1:8123") with the Host header kept, or answered 404 without one.
+  The TLS server does the same for ``/.well-known/`` (Apple fetches its domain-association
+  file over HTTPS), as deploy/nginx.conf does.
 * ``served_certificate(address, hostname)`` does a real handshake with SNI and returns the
   leaf (no verification); ``sni_handshake_raw()`` sends any bytes as SNI, for attack tests.
 * The caller checks that nginx is installed (tests.support.require_program).
@@ -137,6 +139,7 @@ http {{
         listen 127.0.0.1:{tls_port} ssl;
         ssl_certificate {edge_dir}/$edge_name.crt;
         ssl_certificate_key {edge_dir}/$edge_name.key;
+        location /.well-known/ {{ {well_known} }}
         location / {{ return 200 "edge $ssl_server_name\\n"; }}
     }}
 

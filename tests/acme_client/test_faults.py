@@ -47,7 +47,20 @@ def issue(channel):
 
 
 def statuses(proxy, path: str) -> list[int]:
-    return [status for method, seen, status in proxy.requests if path in seen and method == "POST"]
+    """Statuses of the POSTs to `path`, in order."""
+    return [status for method, url, status in proxy.requests if path in url and method == "POST"]
+
+
+def without_pebble_nonce_rejections(seen: list[int], *, injected: int) -> list[int]:
+    """Drop 400s beyond the `injected` ones: Pebble rejects 5 % of nonces on its own."""
+    kept, rejected = [], 0
+    for status in seen:
+        if status == 400:
+            rejected += 1
+            if rejected > injected:
+                continue
+        kept.append(status)
+    return kept
 
 
 def test_a_429_is_retried_after_the_time_the_ca_asks_for(proxy, channel):
@@ -55,19 +68,24 @@ def test_a_429_is_retried_after_the_time_the_ca_asks_for(proxy, channel):
     started = time.monotonic()
     assert issue(channel) is not None
     assert time.monotonic() - started >= 1
-    assert statuses(proxy, "order-plz") == [429, 201]
+    assert without_pebble_nonce_rejections(statuses(proxy, "order-plz"), injected=0) == [429, 201]
 
 
 def test_a_server_error_with_retry_after_is_retried(proxy, channel):
     proxy.fail_next("finalize", 503, SERVER_ERROR, retry_after=1, method="POST")
     assert issue(channel) is not None
-    assert statuses(proxy, "finalize")[:2] == [503, 200]
+    assert without_pebble_nonce_rejections(statuses(proxy, "finalize"), injected=0)[:2] == [
+        503,
+        200,
+    ]
 
 
 def test_a_burst_of_rejected_nonces_is_retried(proxy, channel):
     proxy.fail_next("order-plz", 400, BAD_NONCE, times=4, method="POST")
     assert issue(channel) is not None
-    assert statuses(proxy, "order-plz") == [400, 400, 400, 400, 201]
+    seen = statuses(proxy, "order-plz")
+    assert seen[:4] == [400, 400, 400, 400]
+    assert without_pebble_nonce_rejections(seen, injected=4) == [400, 400, 400, 400, 201]
     assert AcmeOrder.objects.count() == 1
 
 

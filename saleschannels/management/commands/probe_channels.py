@@ -2,7 +2,8 @@
 
 Probes every sales channel that uses SSL (or only H), records the result on each channel and
 prints one line per channel ("<hostname> <status>", plus the error when the probe failed) and a
-summary of the counts per status.
+summary of the counts per status. Channels with Apple Pay enabled also get their Apple Pay
+file fetched, one line each ("<hostname> apple-pay ok", or "failed: <why>").
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -27,6 +28,11 @@ class Command(BaseCommand):
         probed = queryset.exclude(ssl_mode=SalesChannel.SslMode.NONE).order_by("hostname")
         for name, status, error in probed.values_list("hostname", "probe_status", "probe_error"):
             self.stdout.write(f"{name} {status}" + (f": {error}" if error else ""))
+        apple = queryset.filter(apple_pay_enabled=True).order_by("hostname")
+        for name, ok, error in apple.values_list("hostname", "apple_probe_ok", "apple_probe_error"):
+            self.stdout.write(
+                f"{name} apple-pay {'ok' if ok else 'failed'}" + (f": {error}" if error else "")
+            )
         if not sum(counts.values()):
             self.stdout.write("No sales channel uses SSL: nothing to probe.")
             return
