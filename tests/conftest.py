@@ -82,6 +82,13 @@ def charlie(django_user_model, opera):
 
 
 @pytest.fixture
+def as_alice(client, alice):
+    """The test client, logged in as Alice (manager of Acme Tickets)."""
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
 def sam(django_user_model):
     return django_user_model.objects.create_user(username="sam", password=PASSWORD, is_staff=True)
 

@@ -8,8 +8,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 PASSWORD = "correct horse battery staple"
+
+
+def upload(name: str, data: bytes) -> SimpleUploadedFile:
+    """A file as a browser sends it in a multipart form."""
+    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
+
+
+def errors_of(response) -> dict[str, list[str]]:
+    """The form errors of a page, field by field."""
+    return {field: list(messages) for field, messages in response.context["form"].errors.items()}
+
 
 # Daemons such as nginx live in sbin, which is not on every user's PATH.
 _EXTRA_PATH = "/usr/local/sbin:/usr/sbin:/sbin"

@@ -3,7 +3,6 @@
 import re
 from datetime import timedelta
 
-import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -17,12 +16,6 @@ def banner(response) -> tuple[str, int] | None:
         r'<div class="cert-alert" data-level="(\w+)" data-count="(\d+)"', response.content.decode()
     )
     return (match[1], int(match[2])) if match else None
-
-
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def test_there_is_no_banner_while_everything_is_valid(as_alice, acme, make_certificate):

@@ -9,7 +9,6 @@ import time_machine
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -19,24 +18,11 @@ from certmgr import encryption
 from certmgr.models import AuditEvent, Certificate, CertificateRequest, Notification
 from certmgr.notifications import expiry_check
 from tests.apple import APPLE_LIFETIME, MERCHANT, apple_sign_csr, apple_subject
+from tests.support import errors_of, upload
 
 pytestmark = pytest.mark.django_db
 
 NEW_URL = reverse("certificate_request_new")
-
-
-def upload(name: str, data: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="application/pkix-cert")
-
-
-def errors_of(response) -> dict:
-    return {field: list(messages) for field, messages in response.context["form"].errors.items()}
-
-
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def create_request(client, institution, kind="apple_payment_processing", merchant=MERCHANT, **kw):

@@ -10,7 +10,6 @@ import time_machine
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from django.core import mail
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,26 +17,13 @@ from certmgr import encryption
 from certmgr.models import AuditEvent, Certificate, Notification
 from certmgr.notifications import expiry_check
 from tests.apple import MERCHANT, PROOF_BYTES, apple_issue, keychain_p12
+from tests.support import errors_of, upload
 
 pytestmark = pytest.mark.django_db
 
 PROOF_URL = reverse("certificate_upload_identity_proof")
 MERCHANT_IDENTITY_URL = reverse("certificate_upload_merchant_identity")
 PAYMENT_PROCESSING_URL = reverse("certificate_upload_payment_processing")
-
-
-def upload(name: str, data: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
-
-
-def errors_of(response) -> dict:
-    return {field: list(messages) for field, messages in response.context["form"].errors.items()}
-
-
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
 
 
 @pytest.fixture(scope="module")

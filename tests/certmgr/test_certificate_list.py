@@ -10,12 +10,6 @@ from saleschannels.models import SalesChannel
 URL = reverse("certificate_list")
 
 
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def names(response) -> list[str]:
     return [row["certificate"].name for row in response.context["rows"]]
 

@@ -29,12 +29,6 @@ def noon():
         yield moment
 
 
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def channel(institution, hostname, *, certificate=None, **fields) -> SalesChannel:
     return SalesChannel.objects.create(
         institution=institution,

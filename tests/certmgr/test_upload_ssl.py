@@ -4,18 +4,14 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
 from certmgr import demo_pki, encryption
 from certmgr.models import AuditEvent, Certificate
+from tests.support import errors_of, upload
 
 URL = reverse("certificate_upload_ssl")
-
-
-def upload(name: str, data: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
 
 
 @pytest.fixture
@@ -26,17 +22,6 @@ def leaf(pki):
 def post(client, institution, **files_and_fields):
     data = {"institution": institution.pk, "name": "Shop", **files_and_fields}
     return client.post(URL, data)
-
-
-def errors_of(response) -> dict:
-    form = response.context["form"]
-    return {field: list(messages) for field, messages in form.errors.items()}
-
-
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def test_it_shows_the_form_with_the_seed_field_names(as_alice):
