@@ -53,6 +53,13 @@ def _get_request_for_user(request, pk: int) -> CertificateRequest:
     return get_object_or_404(queryset.select_related("institution", "created_by"), pk=pk)
 
 
+def _attachment(content: str, *, content_type: str, filename: str) -> HttpResponse:
+    """A download: public material only (certificates, CSRs), never a key."""
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 def _require_manager(request, institution) -> None:
     if not user_can_manage(request.user, institution):
         raise PermissionDenied("You need the manager role in this institution.")
@@ -352,10 +359,11 @@ def certificate_request_detail(request, pk: int):
 def certificate_request_csr(request, pk: int):
     """The CSR (PEM) as the .certSigningRequest file Apple's portal takes; never the key."""
     certificate_request = _get_request_for_user(request, pk)
-    response = HttpResponse(certificate_request.csr_pem, content_type="application/pkcs10")
-    filename = apple.csr_filename(certificate_request.merchant_identifier)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return _attachment(
+        certificate_request.csr_pem,
+        content_type="application/pkcs10",
+        filename=apple.csr_filename(certificate_request.merchant_identifier),
+    )
 
 
 @login_required
@@ -479,10 +487,12 @@ def certificate_download(request, pk: int):
             request, "This certificate could not be read, so there is no PEM to download."
         )
         return redirect(certificate)
-    response = HttpResponse(certificate.public_bundle_pem(), content_type="application/x-pem-file")
     filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in certificate.name)
-    response["Content-Disposition"] = f'attachment; filename="{filename or "certificate"}.pem"'
-    return response
+    return _attachment(
+        certificate.public_bundle_pem(),
+        content_type="application/x-pem-file",
+        filename=f"{filename or 'certificate'}.pem",
+    )
 
 
 @login_required

@@ -109,6 +109,8 @@ def make_certificate(pki):
         lifetime=90,
         actor=None,
         with_key=True,
+        source=Certificate.Source.UPLOADED,
+        replaces=None,
     ) -> Certificate:
         not_after = timezone.now() + timedelta(days=days_left)
         leaf = demo_pki.leaf_create(
@@ -130,6 +132,8 @@ def make_certificate(pki):
             kind=Certificate.Kind.SSL,
             bundle=bundle,
             actor=actor,
+            source=source,
+            replaces=replaces,
         )
 
     return make

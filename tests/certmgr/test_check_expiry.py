@@ -20,8 +20,8 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from certmgr import demo_pki, notifications, services
-from certmgr.bundle import BundleResult, certificate_bundle_parse
+from certmgr import notifications, services
+from certmgr.bundle import BundleResult
 from certmgr.models import Certificate, Notification
 from certmgr.notifications import expiry_check
 from saleschannels.models import ProbeStatus, SalesChannel
@@ -42,44 +42,9 @@ def _addresses(settings, acme, opera):
 
 
 @pytest.fixture
-def upload(pki):
+def upload(make_certificate):
     """Store a certificate through the upload service, managed or renewing another."""
-
-    def upload(
-        institution,
-        *,
-        name="shop certificate",
-        hostnames=("shop.example.test",),
-        days_left=60,
-        lifetime=90,
-        source=Certificate.Source.UPLOADED,
-        replaces=None,
-    ) -> Certificate:
-        not_after = timezone.now() + days_left * DAY
-        leaf = demo_pki.leaf_create(
-            issuer=pki["intermediate"],
-            hostnames=list(hostnames),
-            not_before=not_after - lifetime * DAY,
-            not_after=not_after,
-        )
-        bundle = certificate_bundle_parse(
-            certificate=leaf.certificate_pem,
-            private_key=leaf.key_pem,
-            chain=pki["intermediate"].certificate_pem,
-            now=leaf.certificate.not_valid_before_utc + timedelta(hours=1),
-        )
-        assert bundle.ok, bundle.errors
-        return services.certificate_upload(
-            institution=institution,
-            name=name,
-            kind=Certificate.Kind.SSL,
-            bundle=bundle,
-            actor=None,
-            source=source,
-            replaces=replaces,
-        )
-
-    return upload
+    return make_certificate
 
 
 def sent_thresholds(message=None) -> list[str]:
