@@ -120,12 +120,6 @@ class Certificate(models.Model):
     expiry_source = models.CharField(
         max_length=10, choices=ExpirySource.choices, default=ExpirySource.PARSED
     )
-    # When check_expiry should next look at this certificate: no later than its next expiry
-    # threshold (thresholds.py), None when nothing more will be sent (replaced, or past its
-    # last threshold). Indexed, so that a run reads only what is due, not the whole table.
-    # certificate_upload() sets it; rows written another way are never warned about.
-    notify_at = models.DateTimeField(null=True, blank=True)
-
     replaces = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaced_by"
     )
@@ -144,7 +138,6 @@ class Certificate(models.Model):
             models.Index(
                 fields=["institution", "expires_at", "not_before"], name="cert_institution_expiry"
             ),
-            models.Index(fields=["notify_at"], name="cert_notify_at"),
         ]
 
     def __str__(self) -> str:
@@ -328,12 +321,22 @@ class Notification(models.Model):
         RENEWAL_FAILING = "renewal_failing", "Renewal failing"
         PROBE_PROBLEM = "probe_problem", "Served certificate wrong"
 
+    # No index of their own on the three foreign keys: the unique keys and notification_recent
+    # lead with them, and each index less makes recording a finding cheaper.
     institution = models.ForeignKey(
-        "institutions.Institution", on_delete=models.CASCADE, related_name="notifications"
+        "institutions.Institution",
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
     )
     kind = models.CharField(max_length=24, choices=Kind.choices)
     certificate = models.ForeignKey(
-        Certificate, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+        Certificate,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        db_index=False,
     )
     channel = models.ForeignKey(
         "saleschannels.SalesChannel",
@@ -341,6 +344,7 @@ class Notification(models.Model):
         null=True,
         blank=True,
         related_name="notifications",
+        db_index=False,
     )
     threshold = models.CharField(max_length=32)
     # For channel findings, which occurrence this is (e.g. when the failure streak began), so
@@ -382,3 +386,39 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.threshold}"
+
+
+class ExpiryThreshold(models.Model):
+    """An instant at which a certificate is to be warned about (thresholds.py), stored when the
+    certificate is, so that check_expiry reads the thresholds crossed since its last run as
+    one index range and writes nothing to the certificates.
+
+    Thresholds already crossed when the certificate is stored collapse into the newest of
+    them, due at once (a certificate uploaded with 5 days left is warned about as "7d"). A
+    certificate that is replaced loses the thresholds it had not crossed yet.
+    """
+
+    # No index of its own: the unique key leads with it.
+    certificate = models.ForeignKey(
+        Certificate, on_delete=models.CASCADE, related_name="expiry_thresholds", db_index=False
+    )
+    name = models.CharField(max_length=16)
+    crossed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["certificate", "name"], name="threshold_once")
+        ]
+        indexes = [models.Index(fields=["crossed_at"], name="threshold_crossed_at")]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.crossed_at:%Y-%m-%d %H:%M}"
+
+
+class ExpiryCheck(models.Model):
+    """The one row saying up to which instant check_expiry has looked (its watermark)."""
+
+    checked_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"checked until {self.checked_until:%Y-%m-%d %H:%M}"

@@ -11,7 +11,7 @@ from institutions.models import Institution
 from . import apple
 from .bundle import BundleResult, private_key_pem
 from .models import AuditEvent, Certificate, CertificateRequest
-from .notifications import certificate_notify_at
+from .notifications import certificate_thresholds_drop, certificate_thresholds_store
 
 
 class CertificateInUseError(Exception):
@@ -94,11 +94,12 @@ def certificate_upload(
     certificate.chain_pem = bundle.chain_pem
     certificate.warnings = list(bundle.warnings)
     certificate.private_key_set(bundle.private_key_pem)
-    certificate.notify_at = certificate_notify_at(certificate)
     certificate.save()
+    now = timezone.now()
+    certificate_thresholds_store(certificate, now=now)
     if replaces is not None:
         # A renewed certificate is warned about in its own right; the old one no longer is.
-        Certificate.objects.filter(pk=replaces.pk).update(notify_at=None)
+        certificate_thresholds_drop(replaces, now=now)
     audit_record(
         institution=institution,
         actor=actor,

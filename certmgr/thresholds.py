@@ -74,7 +74,9 @@ def threshold_latest_crossed(thresholds: Sequence[Threshold], now: datetime) -> 
     return max(crossed, key=lambda threshold: threshold.crossed_at) if crossed else None
 
 
-def threshold_next(thresholds: Sequence[Threshold], now: datetime) -> Threshold | None:
-    """The first threshold still ahead at `now` (crossed_at > now), or None."""
-    ahead = [threshold for threshold in thresholds if threshold.crossed_at > now]
-    return min(ahead, key=lambda threshold: threshold.crossed_at) if ahead else None
+def thresholds_due(thresholds: Sequence[Threshold], now: datetime) -> list[Threshold]:
+    """The thresholds to store for a certificate at `now`: those still ahead, and the newest
+    already crossed, if any, moved to `now` (due at once, told once)."""
+    latest = threshold_latest_crossed(thresholds, now)
+    due = [Threshold(latest.name, now)] if latest is not None else []
+    return due + [threshold for threshold in thresholds if threshold.crossed_at > now]

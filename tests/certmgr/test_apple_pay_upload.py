@@ -94,7 +94,7 @@ def test_the_identity_proof_is_stored_byte_for_byte_with_the_typed_expiry(as_ali
     assert proof.expires_at == datetime(2031, 5, 17, tzinfo=UTC)
     assert proof.expiry_source == Certificate.ExpirySource.MANUAL
     assert proof.certificate_pem == "" and not proof.has_private_key
-    assert proof.notify_at is not None  # warned about like any certificate
+    assert proof.expiry_thresholds.exists()  # warned about like any certificate
     assert AuditEvent.objects.get().actor == alice
     detail = as_alice.get(proof.get_absolute_url()).content.decode()
     assert f"{len(PROOF_BYTES)} bytes, served exactly as uploaded" in detail
@@ -330,8 +330,8 @@ def test_a_new_payment_processing_certificate_replaces_the_active_one(as_alice, 
     assert second.replaces == first
     assert f"It replaces “2025” as the active payment processing certificate of {MERCHANT}" in page
     assert "It replaces <a href" in page and "Active</span>" in page
-    first.refresh_from_db()
-    assert first.notify_at is None  # the replaced one is no longer warned about
+    # The replaced one is no longer warned about.
+    assert not first.expiry_thresholds.filter(crossed_at__gt=timezone.now()).exists()
     old_page = as_alice.get(first.get_absolute_url()).content.decode()
     assert "Replaced by <a" in old_page and "2027" in old_page
     assert "Active</span>" not in old_page

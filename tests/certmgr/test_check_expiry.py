@@ -12,6 +12,7 @@ import socket
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from io import StringIO
 from smtplib import SMTPException
 
 import pytest
@@ -87,19 +88,24 @@ def test_a_certificate_walks_through_every_threshold_once(acme, upload):
         expiry_check()
     assert sent_thresholds() == ["30d", "14d", "7d", "3d", "1d", "0d"]
     assert len(mail.outbox) == 6
-    certificate.refresh_from_db()
-    assert certificate.notify_at is None  # nothing more to send
 
 
 def test_a_certificate_uploaded_with_5_days_left_gets_only_the_7_day_warning(acme, upload):
     certificate = upload(acme, days_left=5)
-    assert certificate.notify_at == certificate.expires_at - 30 * DAY  # due at once
+    due, *ahead = certificate.expiry_thresholds.order_by("crossed_at")
+    # 30d, 14d and 7d are crossed already: the newest of them is due at once, the rest ahead.
+    assert due.name == "7d" and due.crossed_at <= timezone.now()
+    assert [
+        (threshold.name, certificate.expires_at - threshold.crossed_at) for threshold in ahead
+    ] == [
+        ("3d", 3 * DAY),
+        ("1d", 1 * DAY),
+        ("0d", 0 * DAY),
+    ]
     expiry_check()
     expiry_check()
     assert sent_thresholds() == ["7d"]
     assert len(mail.outbox) == 1
-    certificate.refresh_from_db()
-    assert certificate.notify_at == certificate.expires_at - 3 * DAY  # exactly the next one
 
 
 def test_a_missed_run_sends_only_the_newest_threshold(acme, upload):
@@ -123,8 +129,7 @@ def test_a_renewed_certificate_stops_the_mails_about_the_old_one(acme, upload):
             traveller.move_to(old.expires_at - days * DAY)
             assert expiry_check().recorded == 0
     assert len(mail.outbox) == 1
-    old.refresh_from_db()
-    assert old.notify_at is None
+    assert list(old.expiry_thresholds.values_list("name", flat=True)) == ["14d"]  # the past only
 
 
 def test_a_certificate_renewed_before_its_digest_went_out_is_left_out(acme, upload):
@@ -185,10 +190,25 @@ def test_unverified_certificates_are_warned_about_too(acme):
 
 
 def test_long_expired_certificates_are_history_not_news(acme, upload):
-    certificate = upload(acme, days_left=-10)
+    upload(acme, days_left=-10)
     assert expiry_check().recorded == 0
-    certificate.refresh_from_db()
-    assert certificate.notify_at is None
+    with time_machine.travel(timezone.now() + DAY):
+        assert expiry_check().recorded == 0
+
+
+def test_changed_thresholds_apply_to_stored_certificates_after_a_rebuild(acme, upload, settings):
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        certificate = upload(acme, days_left=50, lifetime=365)
+        settings.CERTMGR_NOTIFY_DAYS = [60, 45, 0]
+        out = StringIO()
+        call_command("check_expiry", "--rebuild-thresholds", stdout=out)
+        assert "2 threshold(s) ahead stored" in out.getvalue()  # 45d and 0d; 60d is past
+        assert mail.outbox == []
+        traveller.move_to(certificate.expires_at - 45 * DAY + MINUTE)
+        expiry_check()
+        traveller.move_to(certificate.expires_at - 30 * DAY + MINUTE)
+        expiry_check()  # the old 30d threshold is gone
+    assert sent_thresholds() == ["45d"]
 
 
 def test_the_thresholds_follow_the_settings(acme, upload, settings):
@@ -233,6 +253,16 @@ def test_each_institution_gets_one_digest_with_its_own_findings(acme, opera, upl
     assert mimetype == "text/html"
     assert f'<a href="https://certmgr.example.test/certificates/{first.pk}/">Acme shop</a>' in html
     assert "&" not in body.replace("&amp;", "")  # plain text is not HTML-escaped
+
+
+def test_the_html_digest_escapes_what_operators_typed(acme, upload):
+    upload(acme, name='Shop <script>alert("x")</script> & co', days_left=5)
+    expiry_check()
+    (message,) = mail.outbox
+    html = message.alternatives[0][0]
+    assert "<script>" not in html
+    assert "Shop &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co</a>" in html
+    assert 'Shop <script>alert("x")</script> & co' in message.body  # text is not HTML
 
 
 def test_without_addresses_the_managers_get_the_digest(acme, alice, bob, upload):

@@ -31,13 +31,43 @@ def test_beat_runs_the_checks_on_schedule():
         assert entry["task"] in app.tasks
 
 
-def test_check_expiry_records_and_sends(acme, make_certificate, mailoutbox):
+def test_check_expiry_records_then_queues_one_digest_per_institution(
+    acme, opera, make_certificate, mailoutbox, monkeypatch
+):
     acme.notification_emails = "ops@acme.test"
     acme.save()
+    opera.notification_emails = "it@opera.test"
+    opera.save()
     make_certificate(acme, days_left=5)
-    assert tasks.check_expiry() == 1
+    make_certificate(acme, days_left=12)
+    make_certificate(opera, days_left=2)
+    queued = []
+    monkeypatch.setattr(tasks.send_digest, "delay", queued.append)
+    assert tasks.check_expiry() == 3
+    assert sorted(queued) == sorted([acme.pk, opera.pk])
+    assert mailoutbox == []  # sending is the queued tasks' job
+    assert tasks.send_digest(acme.pk) == 2
+    assert [message.to for message in mailoutbox] == [["ops@acme.test"]]
+    assert tasks.send_digest(acme.pk) == 0  # sent once
+    queued.clear()
     assert tasks.check_expiry() == 0
-    assert len(mailoutbox) == 1
+    assert queued == [opera.pk]  # still unsent: queued again
+    assert tasks.send_digest(opera.pk) == 1
+    assert [message.to for message in mailoutbox] == [["ops@acme.test"], ["it@opera.test"]]
+
+
+def test_a_broker_that_cannot_take_a_digest_loses_no_finding(
+    acme, make_certificate, mailoutbox, monkeypatch
+):
+    make_certificate(acme, days_left=5)
+
+    def broker_down(institution_id):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.send_digest, "delay", broker_down)
+    assert tasks.check_expiry() == 1
+    assert mailoutbox == []
+    assert tasks.send_digest(acme.pk) == 1  # still there for the next run to queue
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 from certmgr.thresholds import (
+    Threshold,
     certificate_thresholds,
     threshold_latest_crossed,
-    threshold_next,
+    thresholds_due,
 )
 
 NOT_AFTER = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
@@ -73,8 +74,21 @@ def test_only_the_newest_threshold_crossed_counts():
     assert threshold_latest_crossed(thresholds, NOT_AFTER - timedelta(days=31)) is None
     five_days_left = NOT_AFTER - timedelta(days=5)
     assert threshold_latest_crossed(thresholds, five_days_left).name == "7d"
-    assert threshold_next(thresholds, five_days_left).name == "3d"
     exactly_at = NOT_AFTER - timedelta(days=14)
     assert threshold_latest_crossed(thresholds, exactly_at).name == "14d"
     assert threshold_latest_crossed(thresholds, NOT_AFTER + timedelta(days=9)).name == "0d"
-    assert threshold_next(thresholds, NOT_AFTER) is None
+
+
+def test_what_is_stored_is_the_newest_crossed_now_and_the_thresholds_ahead():
+    thresholds = thresholds_for(365)
+    five_days_left = NOT_AFTER - timedelta(days=5)
+    assert thresholds_due(thresholds, five_days_left) == [
+        Threshold("7d", five_days_left),
+        Threshold("3d", NOT_AFTER - timedelta(days=3)),
+        Threshold("1d", NOT_AFTER - timedelta(days=1)),
+        Threshold("0d", NOT_AFTER),
+    ]
+    assert thresholds_due(thresholds, NOT_AFTER - timedelta(days=40)) == thresholds
+    assert thresholds_due(thresholds, NOT_AFTER + timedelta(days=1)) == [
+        Threshold("0d", NOT_AFTER + timedelta(days=1))
+    ]

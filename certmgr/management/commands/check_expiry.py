@@ -1,13 +1,17 @@
-"""manage.py check_expiry [--staff-summary]: one expiry monitoring run, as Celery beat does.
+"""manage.py check_expiry [--staff-summary] [--rebuild-thresholds]: one expiry monitoring run,
+as Celery beat does.
 
 Records the new findings (certificates crossing a threshold, channels whose renewal keeps
 failing or whose served certificate is wrong), sends each institution its digest and prints
-what was sent; with --staff-summary, also sends the staff's daily summary.
+what was sent; with --staff-summary, also sends the staff's daily summary. After a change of
+CERTMGR_NOTIFY_DAYS or CERTMGR_SHORT_LIVED_DAYS, --rebuild-thresholds first stores the
+thresholds ahead of every certificate anew (they are stored with each certificate).
 """
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
-from certmgr.notifications import expiry_check, staff_summary_send
+from certmgr.notifications import expiry_check, staff_summary_send, thresholds_rebuild
 
 
 class Command(BaseCommand):
@@ -17,8 +21,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--staff-summary", action="store_true", help="also send the staff's daily summary"
         )
+        parser.add_argument(
+            "--rebuild-thresholds",
+            action="store_true",
+            help="first store every certificate's thresholds ahead under the current settings",
+        )
 
-    def handle(self, *args, staff_summary: bool = False, **options):
+    def handle(self, *args, staff_summary: bool = False, rebuild_thresholds=False, **options):
+        if rebuild_thresholds:
+            stored = thresholds_rebuild(now=timezone.now())
+            self.stdout.write(f"{stored} threshold(s) ahead stored under the current settings.")
         report = expiry_check()
         self.stdout.write(f"{report.recorded} new finding(s) recorded.")
         for digest in report.digests:
