@@ -46,7 +46,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    JSONField,
+    OuterRef,
+    Q,
+    Value,
+)
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -183,8 +192,14 @@ def _certificate_findings_record(now: datetime) -> int:
     (a run after downtime reports "3d", not 14d, 7d and 3d at once).
 
     The window starts WINDOW_OVERLAP before where the last run stopped, so that a threshold
-    stored by a transaction that committed after that run read is still seen; what is seen
-    twice is recorded once (the unique key). The first run ever reads from the beginning.
+    stored by a transaction that committed after that run read is still seen; what the
+    overlap brings back is recorded already and skipped. The first run ever reads from the
+    beginning.
+
+    The database does it all: one INSERT ... SELECT ... ON CONFLICT DO NOTHING of at most
+    BATCH_SIZE findings per statement (a first run on a large table records tens of
+    thousands), repeated while a statement fills up; the findings it records are excluded
+    from the next. Nothing travels through Python, nothing is written to the certificates.
     """
     mark = ExpiryCheck.objects.filter(pk=1).values_list("checked_until", flat=True).first()
     crossed = ExpiryThreshold.objects.filter(
@@ -200,33 +215,63 @@ def _certificate_findings_record(now: datetime) -> int:
         crossed_at__lte=now,
     )
     renewed = Certificate.objects.filter(replaces=OuterRef("certificate"))
-    # What the overlap brings back was recorded by the last run: not even tried again.
     recorded = Notification.objects.filter(
         certificate=OuterRef("certificate"), threshold=OuterRef("name")
     )
-    crossed = (
+    # The Notification columns, in the order of _FINDING_COLUMNS.
+    findings = (
         crossed.filter(~Exists(newer), ~Exists(renewed), ~Exists(recorded))
+        .annotate(
+            finding_institution=F("certificate__institution_id"),
+            finding_expires_at=F("certificate__expires_at"),
+            finding_kind=Value(Notification.Kind.CERTIFICATE_EXPIRY.value),
+            finding_episode=Value(""),
+            finding_details=Value({}, output_field=JSONField()),
+            finding_webhook_error=Value(""),
+            finding_created_at=Value(now, output_field=DateTimeField()),
+        )
         .order_by("crossed_at", "pk")
-        .values_list("pk", "crossed_at", "certificate_id", "name")
+        .values_list(
+            "finding_institution",
+            "certificate_id",
+            "finding_expires_at",
+            "finding_kind",
+            "name",
+            "finding_episode",
+            "finding_details",
+            "finding_webhook_error",
+            "finding_created_at",
+        )[:BATCH_SIZE]
     )
-    recorded = 0
-    after = Q()
-    # A batch at a time, in (crossed_at, pk) order from where the last batch ended; the last
-    # batch moves the watermark in its own transaction (one commit for an ordinary run).
+    select, params = findings.query.sql_with_params()
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(Notification._meta.get_field(name).column) for name in _FINDING_COLUMNS
+    )
+    # Names come from the models' meta, every value is a parameter of the compiled query.
+    sql = f"INSERT INTO {quote(Notification._meta.db_table)} ({columns}) {select} "  # noqa: S608
+    sql += "ON CONFLICT DO NOTHING"
+    total = 0
     while True:
-        rows = list(crossed.filter(after)[:BATCH_SIZE])
-        by_name: dict[str, list[int]] = defaultdict(list)
-        for _, _, certificate_id, name in rows:
-            by_name[name].append(certificate_id)
-        with transaction.atomic():
-            recorded += sum(
-                _certificate_findings_insert(name, ids, now) for name, ids in by_name.items()
-            )
-            if len(rows) < BATCH_SIZE:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            total += cursor.rowcount
+            if cursor.rowcount < BATCH_SIZE:
                 _watermark_move(mark, now)
-                return recorded
-        last_pk, last_crossed_at = rows[-1][0], rows[-1][1]
-        after = Q(crossed_at__gt=last_crossed_at) | Q(crossed_at=last_crossed_at, pk__gt=last_pk)
+                return total
+
+
+_FINDING_COLUMNS = (
+    "institution",
+    "certificate",
+    "expires_at",
+    "kind",
+    "threshold",
+    "episode",
+    "details",
+    "webhook_error",
+    "created_at",
+)
 
 
 def _watermark_move(mark: datetime | None, now: datetime) -> None:
@@ -234,51 +279,6 @@ def _watermark_move(mark: datetime | None, now: datetime) -> None:
     if mark is None:
         ExpiryCheck.objects.get_or_create(pk=1, defaults={"checked_until": now})
     ExpiryCheck.objects.filter(pk=1, checked_until__lt=now).update(checked_until=now)
-
-
-def _certificate_findings_insert(threshold: str, certificate_ids: list[int], now: datetime) -> int:
-    """Record `threshold` for these certificates, skipping those that have it already (the
-    unique key); returns how many rows were new.
-
-    INSERT ... SELECT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL): the database copies
-    the columns from the certificate rows, so no model instance is built per finding. What the
-    digest shows about the certificate (name, hostnames) is read when it is sent.
-    """
-    quote = connection.ops.quote_name
-    notification = Notification._meta
-    columns = ", ".join(
-        quote(notification.get_field(name).column)
-        for name in (
-            "institution",
-            "certificate",
-            "expires_at",
-            "kind",
-            "threshold",
-            "episode",
-            "details",
-            "webhook_error",
-            "created_at",
-        )
-    )
-    placeholders = ", ".join(["%s"] * len(certificate_ids))
-    # "WHERE" before "ON CONFLICT" also keeps SQLite's parser from reading ON as a join.
-    # Names come from the models' meta, every value is a parameter.
-    sql = (
-        f"INSERT INTO {quote(notification.db_table)} ({columns}) "  # noqa: S608
-        f"SELECT {quote('institution_id')}, {quote('id')}, {quote('expires_at')}, "
-        f"%s, %s, '', '{{}}', '', %s "
-        f"FROM {quote(Certificate._meta.db_table)} WHERE {quote('id')} IN ({placeholders}) "
-        "ON CONFLICT DO NOTHING"
-    )
-    params = [
-        Notification.Kind.CERTIFICATE_EXPIRY.value,
-        threshold,
-        connection.ops.adapt_datetimefield_value(now),
-        *certificate_ids,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
 
 
 _CHANNEL_FIELDS = (
@@ -572,6 +572,23 @@ def _digest_deliver(
         except Exception as error:  # never let a webhook stop the run
             logger.exception("webhook of institution %s failed", institution.slug)
             result.webhook = error.__class__.__name__
+    # Counts only: the addresses are the institution's business, not the log's.
+    logger.info(
+        "digest for institution %s: %d finding(s), e-mailed %s, webhook %s",
+        institution.pk,
+        len(ids),
+        result.emailed,
+        result.webhook or "none",
+        extra={
+            "event": "digest_sent",
+            "institution_id": institution.pk,
+            "notification_ids": ids,
+            "findings": len(ids),
+            "emailed": result.emailed,
+            "recipients": len(result.recipients),
+            "webhook": result.webhook,
+        },
+    )
     return result
 
 
