@@ -308,7 +308,12 @@ def _channel_findings_record(now: datetime) -> int:
         .values_list(*_CHANNEL_FIELDS, "active_expires_at", named=True)
     )
     findings = [_renewal_finding(channel) for channel in failing]
-    probed = SalesChannel.objects.filter(probe_status__in=PROBE_PROBLEMS)
+    # A channel just switched to managed has nothing deployed until its first certificate is
+    # issued: its probe fails, and says nothing an operator should act on (a failing issuance
+    # is reported as renewal failing).
+    probed = SalesChannel.objects.filter(probe_status__in=PROBE_PROBLEMS).exclude(
+        ssl_mode=SalesChannel.SslMode.MANAGED, active_certificate__isnull=True
+    )
     for channel in probed.values_list(*_CHANNEL_FIELDS, named=True):
         findings.extend(_probe_findings(channel, now))
     new = []

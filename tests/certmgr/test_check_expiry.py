@@ -413,6 +413,20 @@ def test_a_probe_problem_is_reported_once_per_served_certificate(channel):
     assert "The certificate served expires: 4 days left" in mail.outbox[1].body
 
 
+def test_a_managed_channel_waiting_for_its_first_certificate_is_not_a_probe_problem(acme):
+    waiting = SalesChannel.objects.create(
+        institution=acme,
+        name="New shop",
+        hostname="new.acme.test",
+        ssl_mode=SalesChannel.SslMode.MANAGED,
+        probe_status=ProbeStatus.FAILED,
+        probe_error="connection refused",
+    )
+    assert expiry_check().recorded == 0
+    SalesChannel.objects.filter(pk=waiting.pk).update(ssl_mode=SalesChannel.SslMode.UPLOADED)
+    assert expiry_check().recorded == 1  # an uploaded certificate that fails is one
+
+
 # --- webhooks -------------------------------------------------------------------------------
 
 
