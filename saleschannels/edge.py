@@ -109,17 +109,27 @@ def edge_channel_deploy(channel: SalesChannel) -> list[EdgeChange]:
 
     Nothing is written when the manifest records the same fingerprint and both files exist.
     A renamed channel's old hostname is not known here: call edge_hostname_remove() for it.
+
+    The channel is read again under the edge lock: a web process holding an older copy (the
+    switch to managed) must not overwrite what a worker deployed meanwhile (the certificate
+    it just issued). Whoever deploys last writes what the database says last.
     """
     hostname = _hostname_check(channel.hostname)
-    certificate = channel.active_certificate if channel.active_certificate_id else None
-    deployable = (
-        channel.ssl_mode != SalesChannel.SslMode.NONE
-        and certificate is not None
-        and bool(certificate.certificate_pem)
-        and certificate.has_private_key
-    )
     directory = _edge_directory()
     with _edge_lock(directory):
+        current = (
+            SalesChannel.objects.select_related("active_certificate")
+            .filter(pk=channel.pk, hostname=channel.hostname)
+            .first()
+        )
+        certificate = current.active_certificate if current is not None else None
+        deployable = (
+            current is not None
+            and current.ssl_mode != SalesChannel.SslMode.NONE
+            and certificate is not None
+            and bool(certificate.certificate_pem)
+            and certificate.has_private_key
+        )
         manifest = _manifest_read(directory)
         if not deployable:
             changes = _hostname_files_remove(directory, hostname)

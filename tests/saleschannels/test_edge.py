@@ -128,13 +128,30 @@ def test_channel_deploy_skips_what_the_manifest_says_is_in_place(
     edge_channel_deploy(channel)
     written_at = (edge_dir / f"{HOST}.key").stat().st_mtime_ns
 
-    with django_assert_num_queries(0):
+    with django_assert_num_queries(1):  # the channel, read again under the lock
         assert edge_channel_deploy(channel) == []
     assert (edge_dir / f"{HOST}.key").stat().st_mtime_ns == written_at
 
     (edge_dir / f"{HOST}.crt").unlink()  # gone behind its back: written again
     assert edge_channel_deploy(channel) == [EdgeChange(HOST, "written")]
     assert (edge_dir / f"{HOST}.crt").exists()
+
+
+def test_a_stale_copy_of_the_channel_does_not_undo_a_newer_deployment(
+    edge_dir, make_certificate, acme, channel_with
+):
+    first = make_certificate(acme, name="first", hostnames=[HOST])
+    second = make_certificate(acme, name="second", hostnames=[HOST])
+    stale = channel_with(first)
+    # Meanwhile a worker switched the channel to a new certificate and deployed it.
+    fresh = SalesChannel.objects.get(pk=stale.pk)
+    fresh.certificate = fresh.active_certificate = second
+    fresh.save()
+    edge_channel_deploy(fresh)
+    served = (edge_dir / f"{HOST}.crt").read_bytes()
+    assert edge_channel_deploy(stale) == []  # the older copy deploys what the database says
+    assert (edge_dir / f"{HOST}.crt").read_bytes() == served
+    assert second.certificate_pem.encode() in served
 
 
 def test_channel_deploy_writes_the_new_certificate_when_the_channel_switches(
