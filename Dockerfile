@@ -1,6 +1,9 @@
-# Production image: gunicorn serves the back office; the same image runs the Celery worker.
+# Production image: gunicorn serves the back office; the same image runs migrate, the Celery
+# worker and beat (docker-compose.yml). It runs with the production profile (README,
+# "Production"): SECRET_KEY and CERTMGR_ENCRYPTION_KEYS must come from the environment.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CERTMGR_VAR_DIR=/var/lib/certmgr
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    CERTMGR_PRODUCTION=true CERTMGR_VAR_DIR=/var/lib/certmgr
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY certmgr certmgr
@@ -10,8 +13,17 @@ COPY acme_client acme_client
 COPY templates templates
 COPY static static
 COPY manage.py ./
-RUN pip install --no-cache-dir . gunicorn \
-    && SECRET_KEY=build CERTMGR_ENCRYPTION_KEYS=$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
-       python manage.py collectstatic --noinput
+# gunicorn is a dependency of the project. collectstatic needs settings to load, and the
+# production profile refuses to load without secrets: throwaway ones, for this step only.
+RUN pip install --no-cache-dir . \
+    && SECRET_KEY=collectstatic-only-$(python -c 'import secrets; print(secrets.token_urlsafe(50))') \
+       CERTMGR_ENCRYPTION_KEYS=$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+       python manage.py collectstatic --noinput \
+    && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin certmgr \
+    && mkdir -p /var/lib/certmgr/edge \
+    && chown -R certmgr:certmgr /var/lib/certmgr
+# An unprivileged user. It owns /var/lib/certmgr, and so the edge volume that docker creates
+# from it: certificates and keys (mode 0600) are written there as this user.
+USER certmgr
 EXPOSE 8000
 CMD ["gunicorn", "certmgr.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -13,6 +13,10 @@ The workflow of one issuance (`channel_certificate_issue`), in this order:
 
 Until step 5 the previous certificate stays active and served. A failure changes nothing but
 the channel's renewal state (attempts, plain-words error, next attempt with backoff).
+
+Each order logs its start and its outcome as event lines (acme_order_started, then
+acme_certificate_issued / acme_certificate_renewed / acme_issuance_failed / acme_claim_lost)
+with order_id, channel_id and institution_id as fields.
 """
 
 import logging
@@ -27,7 +31,7 @@ from django.utils import timezone
 from certmgr import encryption
 from certmgr.bundle import certificate_bundle_parse
 from certmgr.models import AuditEvent, Certificate
-from certmgr.services import audit_record, certificate_upload
+from certmgr.services import audit_record, certificate_upload, event_log
 from saleschannels import edge
 from saleschannels.models import SalesChannel
 from saleschannels.services import probe_after_deploy
@@ -164,16 +168,41 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     order = AcmeOrder.objects.create(
         channel=channel, hostname=channel.hostname, directory_url=settings.ACME_DIRECTORY_URL
     )
+    ids = {"order_id": order.pk, "channel_id": channel_id, "institution_id": channel.institution_id}
+    event_log(
+        logger,
+        "acme_order_started",
+        "channel %s (%s): ACME order %s started",
+        channel_id,
+        channel.hostname,
+        order.pk,
+        hostname=channel.hostname,
+        **ids,
+    )
     try:
         certificate = _certificate_obtain_and_store(channel, claim=claim, order=order)
     except ClaimLost:
-        logger.warning("channel %s: claim lost during issuance, result dropped", channel_id)
+        logger.warning(
+            "channel %s: claim lost during issuance, result dropped",
+            channel_id,
+            extra={"event": "acme_claim_lost", **ids},
+        )
         _order_finish(order, status=AcmeOrder.Status.FAILED, error="claim lost to another worker")
         return None
     except Exception as error:  # any failure: record it, keep the working certificate
         message = _failure_words(error)
         logger.warning(
-            "channel %s (%s): issuance failed: %s", channel_id, channel.hostname, message
+            "channel %s (%s): issuance failed: %s",
+            channel_id,
+            channel.hostname,
+            message,
+            extra={
+                "event": "acme_issuance_failed",
+                "hostname": channel.hostname,
+                "failures": channel.renewal_failures + 1,
+                "error": message,
+                **ids,
+            },
         )
         _order_finish(order, status=AcmeOrder.Status.FAILED, error=message)
         _failure_record(channel, claim=claim, message=message)
@@ -184,12 +213,22 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
         probe_after_deploy(channel)
     except OSError as error:
         logger.error("channel %s: deployment failed: %s", channel_id, error)
-    logger.info(
-        "channel %s (%s): certificate %s issued, expires %s",
+    previous = channel.active_certificate
+    renewed = previous is not None and previous.source == Certificate.Source.MANAGED
+    event_log(
+        logger,
+        "acme_certificate_renewed" if renewed else "acme_certificate_issued",
+        "channel %s (%s): certificate %s %s, expires %s",
         channel_id,
         channel.hostname,
         certificate.pk,
+        "renewed" if renewed else "issued",
         certificate.expires_at.isoformat(),
+        hostname=channel.hostname,
+        certificate_id=certificate.pk,
+        replaces_id=previous.pk if previous is not None else None,
+        expires_at=certificate.expires_at.isoformat(),
+        **ids,
     )
     return certificate
 
@@ -309,17 +348,25 @@ def channels_renew_due(*, now: datetime | None = None, queue) -> int:
             continue  # another scheduler got there first
         queue(channel_id, claim)
         queued += 1
+    if queued:
+        logger.info(
+            "renew_due: %s issuance(s) queued",
+            queued,
+            extra={"event": "acme_renewals_queued", "queued": queued},
+        )
     return queued
 
 
-def channel_issuance_queue(*, channel: SalesChannel) -> bool:
+def channel_issuance_queue(*, channel: SalesChannel, due_only: bool = False) -> bool:
     """Claim a managed channel and queue its issuance once the transaction commits.
 
-    Returns False when a worker already holds the channel (an issuance is in progress).
+    Returns False when a worker already holds the channel (an issuance is in progress) or,
+    with due_only, when the channel is not due (any more): a scheduler claimed it first and
+    its certificate is already issued, so ordering again would get it a second one.
     """
     from .tasks import issue_certificate
 
-    claim = channel_issuance_claim(channel_id=channel.pk)
+    claim = channel_issuance_claim(channel_id=channel.pk, due_only=due_only)
     if claim is None:
         return False
     transaction.on_commit(lambda: issue_certificate.delay(channel.pk, claim))

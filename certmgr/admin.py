@@ -1,16 +1,38 @@
+"""Django admin for platform staff: certificates, key-and-CSR requests, the audit trail.
+
+Secret columns (the encrypted keys, and the raw upload, which may be anything a user sent)
+never reach the admin: they are left out of the forms, and they cannot be used as changelist
+filters either, since `?private_key_encrypted__startswith=...` would tell by its counts what the
+column holds, one character at a time.
+"""
+
 from django.contrib import admin
+from django.db.models.constants import LOOKUP_SEP
 
 from .models import AuditEvent, Certificate, CertificateRequest
 
 
+class SecretColumnsHidden:
+    """A ModelAdmin mixin keeping `secret_columns` out of forms and changelist filters."""
+
+    secret_columns: tuple[str, ...] = ()
+
+    def get_exclude(self, request, obj=None):
+        return [*(super().get_exclude(request, obj) or ()), *self.secret_columns]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if lookup.split(LOOKUP_SEP, 1)[0] in self.secret_columns:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
 @admin.register(Certificate)
-class CertificateAdmin(admin.ModelAdmin):
+class CertificateAdmin(SecretColumnsHidden, admin.ModelAdmin):
     list_display = ["name", "kind", "institution", "expires_at", "expiry_source", "source"]
     list_filter = ["kind", "source", "expiry_source", "institution"]
     search_fields = ["name", "common_name", "fingerprint_sha256", "merchant_identifier"]
     date_hierarchy = "expires_at"
-    # The encrypted key and the raw upload never appear in the admin.
-    exclude = ["private_key_encrypted", "content"]
+    secret_columns = ("private_key_encrypted", "content")
     readonly_fields = [
         "certificate_pem", "chain_pem", "subject", "issuer", "serial_number",
         "fingerprint_sha256", "key_type", "key_size", "key_curve", "signature_hash",
@@ -20,7 +42,7 @@ class CertificateAdmin(admin.ModelAdmin):
 
 
 @admin.register(CertificateRequest)
-class CertificateRequestAdmin(admin.ModelAdmin):
+class CertificateRequestAdmin(SecretColumnsHidden, admin.ModelAdmin):
     list_display = [
         "name",
         "kind",
@@ -31,8 +53,7 @@ class CertificateRequestAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "institution"]
     search_fields = ["name", "merchant_identifier"]
-    # The encrypted key never appears in the admin.
-    exclude = ["private_key_encrypted"]
+    secret_columns = ("private_key_encrypted",)
     readonly_fields = ["csr_pem", "created_by", "created_at", "completed_at"]
     raw_id_fields = ["certificate"]
 

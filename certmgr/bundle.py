@@ -20,9 +20,15 @@ Contract:
   intermediates are ordered from the leaf towards the root by name and
   signature; a self-signed root is dropped, stray certificates are refused.
 * For ``kind == "ssl"`` an expired or not-yet-valid leaf, an RSA key under
-  2048 bits and SHA-1/MD5 signatures are refused; for other kinds they are
+  2048 bits, an EC key with explicit curve parameters and SHA-1/MD5
+  signatures are refused; for other kinds they are
   only warnings.  A key that does not match and a broken chain are refused
   for every kind.
+* When the result is ``ok``, either ``leaf`` is set or ``unreadable`` is True
+  (a PKCS#12 file holding only a key is refused).
+* A certificate is read whole when loaded (names, extensions, signature
+  parameters, which cryptography parses lazily): one with a malformed part is
+  a damaged block or an unreadable file, reported on the field it came in.
 * ``BundleResult.unreadable`` is True when the certificate field held nothing
   readable as a certificate and was not a PKCS#12 file; the certificate
   field's errors then only say why (``UNREADABLE_MESSAGE``, damaged blocks, a
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime
 import logging
 import re
@@ -93,6 +100,9 @@ UNREADABLE_MESSAGE = "The file could not be read as a certificate (PEM, DER or P
 TOO_LARGE_MESSAGE = "The file is larger than 64 KiB; a certificate file is a few KiB."
 NOT_A_KEY_MESSAGE = "The file is not a private key we can read (PEM or DER)."
 NO_CHAIN_CERTIFICATE_MESSAGE = "The chain file holds no certificate we can read."
+UNEXPECTED_FAILURE_MESSAGE = (
+    "The files could not be checked because of an unexpected problem with their content."
+)
 KEY_MISMATCH_MESSAGE = "The private key does not belong to this certificate."
 TWO_KEYS_MESSAGE = "The files hold two different private keys; upload only this certificate's key."
 KEY_PASSPHRASE_MISSING_MESSAGE = "The private key is encrypted: enter its passphrase."
@@ -100,6 +110,12 @@ KEY_PASSPHRASE_WRONG_MESSAGE = "The passphrase does not open the private key."
 PKCS12_PASSWORD_MISSING_MESSAGE = "This is a PKCS#12 file: enter its password."
 PKCS12_PASSWORD_WRONG_MESSAGE = "The password of the PKCS#12 file is wrong."
 PKCS12_DAMAGED_MESSAGE = "The PKCS#12 file is damaged and could not be read."
+PKCS12_NO_CERTIFICATE_MESSAGE = (
+    "The PKCS#12 file holds no certificate: export it again with the certificate included."
+)
+PKCS12_CERTIFICATE_DAMAGED_MESSAGE = (
+    "The PKCS#12 file holds a certificate whose content is malformed and cannot be read."
+)
 PKCS12_KEY_TOO_LARGE_MESSAGE = (
     "The PKCS#12 file holds a very large key (over 4096 bits); "
     "upload the certificate and the key as PEM files instead."
@@ -109,7 +125,20 @@ KDF_TOO_EXPENSIVE_MESSAGE = (
     "export it again with standard settings."
 )
 KEY_INCONSISTENT_MESSAGE = "The private key is damaged: its parts do not fit together."
+KEY_UNSUPPORTED_MESSAGE = (
+    "The private key uses an algorithm or curve certmgr cannot read "
+    "(custom EC curve parameters, for example)."
+)
+EXPLICIT_CURVE_MESSAGE = (
+    "The certificate's EC key spells out its curve parameters instead of naming the curve; "
+    "browsers reject such certificates. Have it issued for a key saved with a named curve "
+    "(openssl ec -param_enc named_curve)."
+)
 KEY_UNUSABLE_TYPE_MESSAGE = "The private key is of a type certificates do not use."
+KEY_NOT_CERTIFICATE_MESSAGE = (
+    "This file holds a private key but no certificate we can read: put the key in "
+    "Certificate key and the certificate here."
+)
 CSR_MESSAGE = (
     "This is a certificate signing request (CSR), not a certificate: "
     "upload the certificate your certificate authority issued for it."
@@ -142,6 +171,18 @@ _PKCS12_KEY_BAG_OID = re.compile(
     re.escape(bytes.fromhex("060b2a864886f70d010c0a01")) + b"[\x01\x02]"
 )
 _ROUND_TRIP_MESSAGE = b"certmgr: does this key sign for its public key?"
+# The content of the OID id-ecPublicKey (1.2.840.10045.2.1).
+_EC_PUBLIC_KEY_OID = bytes.fromhex("2a8648ce3d0201")
+# What cryptography raises for a malformed certificate, at loading or when one of its lazily
+# parsed parts is first read (see _certificate_parts_check).
+_CERTIFICATE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 class BundleError(ValueError):
@@ -171,6 +212,8 @@ class CertificateFacts:
     not_after: datetime.datetime
     is_ca: bool
     self_signed: bool
+    # The EC public key spells its curve out instead of naming it (RFC 5480 forbids it).
+    key_curve_explicit: bool = False
 
     @property
     def key_description(self) -> str:
@@ -264,10 +307,7 @@ def certificate_bundle_parse(
         # The contract is to never raise: an unforeseen library failure must
         # become a form error, not a server error.
         logger.exception("Unexpected failure while reading a certificate upload")
-        result.error_add(
-            FIELD_CERTIFICATE,
-            "The files could not be checked because of an unexpected problem with their content.",
-        )
+        result.error_add(FIELD_CERTIFICATE, UNEXPECTED_FAILURE_MESSAGE)
     return result
 
 
@@ -356,11 +396,18 @@ def _bundle_check(
         _chain_report_unordered(result, chain_content)
         return
     if not certificate_content.certificates:
-        if not certificate_content.is_pkcs12:
+        if not certificate_content.is_pkcs12 and _holds_key(certificate, certificate_content):
+            # Not "unreadable" (kept as uploaded, date typed by hand): that would store the
+            # key in the clear. Refused, pointing at the right field.
+            result.error_add(FIELD_CERTIFICATE, KEY_NOT_CERTIFICATE_MESSAGE)
+        elif not certificate_content.is_pkcs12:
             result.unreadable = True
             result.error_add(FIELD_CERTIFICATE, UNREADABLE_MESSAGE)
             if certificate_content.csr_found:
                 result.error_add(FIELD_CERTIFICATE, CSR_MESSAGE)
+        elif not certificate_content.problems:
+            # A PKCS#12 file that opened but holds only a key: nothing to store it for.
+            result.error_add(FIELD_CERTIFICATE, PKCS12_NO_CERTIFICATE_MESSAGE)
         _chain_report_unordered(result, chain_content)
         return
 
@@ -541,6 +588,8 @@ def _policy_apply(
             FIELD_CERTIFICATE,
             f"The RSA key has {leaf.key_size} bits; {MIN_RSA_BITS} is the minimum.",
         )
+    if leaf.key_curve_explicit:
+        complain(FIELD_CERTIFICATE, EXPLICIT_CURVE_MESSAGE)
     if leaf.signature_hash in _WEAK_HASHES and not leaf.self_signed:
         complain(
             FIELD_CERTIFICATE,
@@ -625,6 +674,20 @@ def _text_normalize(data: bytes) -> bytes:
     return data
 
 
+def _holds_key(data: bytes, content: _FieldContent) -> bool:
+    """Whether a file given as the certificate holds private-key material: a key read from
+    it, a PEM private-key label (a damaged key too), or DER bytes that load as a key."""
+    if content.keys or b"PRIVATE KEY-----" in data:
+        return True
+    try:
+        serialization.load_der_private_key(data, password=None)
+    except TypeError:  # an encrypted DER key
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
 def _pem_blocks(data: bytes) -> list[_PemBlock]:
     """The BEGIN/END blocks of ``data``, numbered from 1; text between them is ignored."""
     blocks: list[_PemBlock] = []
@@ -690,13 +753,13 @@ def _pem_block_read(
         )
     elif label in _PKCS7_LABELS:
         try:
-            content.certificates.extend(pkcs7.load_der_pkcs7_certificates(der))
-        except (ValueError, UnsupportedAlgorithm):
+            content.certificates.extend(_pkcs7_certificates_load(der))
+        except _CERTIFICATE_ERRORS:
             _damage_note(content, block, "it is not a valid PKCS#7 certificate bundle")
     else:
         try:
-            content.certificates.append(x509.load_der_x509_certificate(der))
-        except ValueError:
+            content.certificates.append(_certificate_load(der))
+        except _CERTIFICATE_ERRORS:
             _damage_note(content, block, "it is not a valid certificate")
 
 
@@ -738,14 +801,14 @@ def _binary_read(
         _pkcs12_read(result, content=content, data=data, secret=secret)
         return
     try:
-        content.certificates.append(x509.load_der_x509_certificate(data))
+        content.certificates.append(_certificate_load(data))
         return
-    except ValueError:
+    except _CERTIFICATE_ERRORS:
         pass
     try:
-        content.certificates.extend(pkcs7.load_der_pkcs7_certificates(data))
+        content.certificates.extend(_pkcs7_certificates_load(data))
         return
-    except (ValueError, UnsupportedAlgorithm):
+    except _CERTIFICATE_ERRORS:
         pass
     if content.field_name == FIELD_PRIVATE_KEY:
         _key_add(
@@ -756,6 +819,36 @@ def _binary_read(
             secret=secret,
             damaged=lambda: None,
         )
+
+
+def _certificate_load(der: bytes) -> x509.Certificate:
+    """One DER certificate whose every part this module reads is well formed."""
+    certificate = x509.load_der_x509_certificate(der)
+    _certificate_parts_check(certificate)
+    return certificate
+
+
+def _pkcs7_certificates_load(der: bytes) -> list[x509.Certificate]:
+    """The certificates of a DER PKCS#7 bundle, each with well-formed parts."""
+    certificates = pkcs7.load_der_pkcs7_certificates(der)
+    for certificate in certificates:
+        _certificate_parts_check(certificate)
+    return certificates
+
+
+def _certificate_parts_check(certificate: x509.Certificate) -> None:
+    """Raise one of ``_CERTIFICATE_ERRORS`` when a part of ``certificate`` is malformed.
+
+    cryptography parses names, extensions and signature parameters only when they are first
+    used; parsing them here makes a malformed one "damaged" on the field it was uploaded in,
+    instead of a failure later while choosing the leaf or ordering the chain.
+    """
+    certificate.subject.rfc4514_string()
+    certificate.issuer.rfc4514_string()
+    len(certificate.extensions)
+    # An algorithm this module does not know is shown as "unknown", not refused.
+    with contextlib.suppress(UnsupportedAlgorithm):
+        certificate.signature_hash_algorithm  # noqa: B018 - read for its parse errors
 
 
 def _looks_like_pkcs12(data: bytes) -> bool:
@@ -791,10 +884,17 @@ def _pkcs12_read(
         except (ValueError, TypeError, UnsupportedAlgorithm) as error:
             failure = error
             continue
+        certificates = [certificate, *additional] if certificate else additional
+        try:
+            for each in certificates:
+                _certificate_parts_check(each)
+        except _CERTIFICATE_ERRORS:
+            content.problems = True
+            result.error_add(FIELD_CERTIFICATE, PKCS12_CERTIFICATE_DAMAGED_MESSAGE)
+            return
         if key is not None:
             _key_accept(result, content=content, key=key)
-        content.certificates.extend([certificate] if certificate else [])
-        content.certificates.extend(additional)
+        content.certificates.extend(certificates)
         return
     content.problems = True
     # cryptography says "Invalid password or PKCS12 data" for a wrong password
@@ -838,7 +938,13 @@ def _key_add(
             content.problems = True
             result.error_add(FIELD_PASSPHRASE, KEY_PASSPHRASE_WRONG_MESSAGE)
             return
-    except (ValueError, UnsupportedAlgorithm):
+    except UnsupportedAlgorithm:
+        # A well-formed key cryptography cannot use, such as one on a custom curve given by
+        # explicit parameters (explicit parameters of P-256/384/521 are read as those curves).
+        content.problems = True
+        result.error_add(content.field_name, KEY_UNSUPPORTED_MESSAGE)
+        return
+    except ValueError:
         damaged()
         return
     _key_accept(result, content=content, key=key)
@@ -977,6 +1083,7 @@ def certificate_facts(certificate: x509.Certificate) -> CertificateFacts:
         not_after=certificate.not_valid_after_utc,
         is_ca=_is_ca(certificate),
         self_signed=_self_signed(certificate),
+        key_curve_explicit=_key_curve_explicit(certificate),
     )
 
 
@@ -1023,6 +1130,29 @@ def _public_key_description(certificate: x509.Certificate) -> tuple[str, int | N
     if isinstance(public_key, dsa.DSAPublicKey):
         return "DSA", public_key.key_size, ""
     return "unknown", None, ""
+
+
+def _key_curve_explicit(certificate: x509.Certificate) -> bool:
+    """True when the certificate's EC key carries explicit curve parameters.
+
+    cryptography reads explicit P-256/384/521 parameters as the named curve, so this looks at
+    the encoded SubjectPublicKeyInfo: its algorithm parameters are an OID for a named curve
+    and a SEQUENCE when spelled out.
+    """
+    data = certificate.tbs_certificate_bytes
+    tbs = _der_value(data, 0)
+    # TBSCertificate: [0] version (optional), serial, signature, issuer, validity, subject, SPKI
+    parts = _der_children(data, tbs, limit=7) if tbs else []
+    spki_index = 6 if parts and parts[0][0] == 0xA0 else 5
+    if len(parts) <= spki_index:
+        return False
+    spki = _der_children(data, parts[spki_index], limit=1)
+    algorithm = _der_children(data, spki[0], limit=2) if spki else []
+    return (
+        len(algorithm) == 2
+        and data[algorithm[0][1] : algorithm[0][2]] == _EC_PUBLIC_KEY_OID
+        and algorithm[1][0] == 0x30
+    )
 
 
 def _signature_hash_name(certificate: x509.Certificate) -> str:

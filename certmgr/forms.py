@@ -116,9 +116,7 @@ class CertificateUploadForm(forms.Form):
         upload = self.cleaned_data.get(field)
         if upload:
             if upload.size > MAX_FILE_BYTES:
-                self.add_error(
-                    field, "The file is larger than 64 KiB; a certificate file is a few KiB."
-                )
+                self.add_error(field, TOO_LARGE_MESSAGE)
                 return None
             self.file_names[field] = upload.name
             return upload.read()

@@ -196,10 +196,10 @@ def _certificate_findings_record(now: datetime) -> int:
     overlap brings back is recorded already and skipped. The first run ever reads from the
     beginning.
 
-    The database does it all: one INSERT ... SELECT ... ON CONFLICT DO NOTHING of at most
-    BATCH_SIZE findings per statement (a first run on a large table records tens of
-    thousands), repeated while a statement fills up; the findings it records are excluded
-    from the next. Nothing travels through Python, nothing is written to the certificates.
+    The database does it all in one INSERT ... SELECT ... ON CONFLICT DO NOTHING: nothing
+    travels through Python, nothing is written to the certificates. (Batches of it would
+    each scan again what the ones before recorded: a first run on a million certificates
+    records some 90 000 findings, in seconds as one statement, in minutes as a hundred.)
     """
     mark = ExpiryCheck.objects.filter(pk=1).values_list("checked_until", flat=True).first()
     crossed = ExpiryThreshold.objects.filter(
@@ -230,7 +230,7 @@ def _certificate_findings_record(now: datetime) -> int:
             finding_webhook_error=Value(""),
             finding_created_at=Value(now, output_field=DateTimeField()),
         )
-        .order_by("crossed_at", "pk")
+        .order_by()
         .values_list(
             "finding_institution",
             "certificate_id",
@@ -241,7 +241,7 @@ def _certificate_findings_record(now: datetime) -> int:
             "finding_details",
             "finding_webhook_error",
             "finding_created_at",
-        )[:BATCH_SIZE]
+        )
     )
     select, params = findings.query.sql_with_params()
     quote = connection.ops.quote_name
@@ -251,14 +251,10 @@ def _certificate_findings_record(now: datetime) -> int:
     # Names come from the models' meta, every value is a parameter of the compiled query.
     sql = f"INSERT INTO {quote(Notification._meta.db_table)} ({columns}) {select} "  # noqa: S608
     sql += "ON CONFLICT DO NOTHING"
-    total = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            total += cursor.rowcount
-            if cursor.rowcount < BATCH_SIZE:
-                _watermark_move(mark, now)
-                return total
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        _watermark_move(mark, now)
+        return cursor.rowcount
 
 
 _FINDING_COLUMNS = (

@@ -1,17 +1,41 @@
-"""Writes of the certificate domain. Views and tasks call these; each runs in one transaction."""
+"""Writes of the certificate domain. Views and tasks call these; each runs in one transaction.
 
+Each significant write logs one line (logger "certmgr.services") whose `extra` fields name the
+event and the ids involved, so that LOG_FORMAT=json carries them as fields. Never key material.
+"""
+
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import import_module
 
+from cryptography.fernet import InvalidToken
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from institutions.models import Institution
 
-from . import apple
+from . import apple, encryption
 from .bundle import BundleResult, private_key_pem
 from .models import AuditEvent, Certificate, CertificateRequest
 from .notifications import certificate_thresholds_drop, certificate_thresholds_store
+
+logger = logging.getLogger(__name__)
+
+
+def event_log(log: logging.Logger, event: str, message: str, *args, **fields) -> None:
+    """Log one significant event, once the current transaction commits (at once outside one),
+    so that a rolled-back write is never reported: `message` for people, `event` and the ids
+    in `fields` (certificate_id, channel_id, institution_id, order_id...) as fields for JSON
+    logs. Never pass key material, passphrases or tokens."""
+    extra = {"event": event, **fields}
+    transaction.on_commit(lambda: log.info(message, *args, extra=extra))
+
+
+def _actor_id(actor) -> int | None:
+    return actor.pk if actor is not None and actor.is_authenticated else None
 
 
 class CertificateInUseError(Exception):
@@ -114,6 +138,26 @@ def certificate_upload(
             **({"merchant_identifier": merchant_identifier} if merchant_identifier else {}),
             **({"replaces": replaces.pk} if replaces is not None else {}),
         },
+    )
+    event_log(
+        logger,
+        "certificate_uploaded",
+        "certificate %s stored for institution %s (%s, %s), expires %s",
+        certificate.pk,
+        institution.pk,
+        certificate.kind,
+        certificate.source,
+        certificate.expires_at.isoformat(),
+        certificate_id=certificate.pk,
+        institution_id=institution.pk,
+        kind=certificate.kind,
+        source=certificate.source,
+        has_private_key=certificate.has_private_key,
+        expires_at=certificate.expires_at.isoformat(),
+        expiry_source=certificate.expiry_source,
+        fingerprint_sha256=certificate.fingerprint_sha256,
+        replaces_id=replaces.pk if replaces is not None else None,
+        actor_id=_actor_id(actor),
     )
     return certificate
 
@@ -224,6 +268,20 @@ def certificate_request_create(
         target=request,
         details={"kind": kind, "merchant_identifier": merchant_identifier},
     )
+    event_log(
+        logger,
+        "certificate_request_created",
+        "certificate request %s created for institution %s (%s, %s)",
+        request.pk,
+        institution.pk,
+        kind,
+        merchant_identifier,
+        request_id=request.pk,
+        institution_id=institution.pk,
+        kind=kind,
+        merchant_identifier=merchant_identifier,
+        actor_id=_actor_id(actor),
+    )
     return request
 
 
@@ -260,6 +318,17 @@ def certificate_request_complete(
         action=AuditEvent.Action.REQUEST_COMPLETE,
         target=locked,
         details={"certificate": certificate.pk, "expires_at": certificate.expires_at.isoformat()},
+    )
+    event_log(
+        logger,
+        "certificate_request_completed",
+        "certificate request %s completed with certificate %s",
+        locked.pk,
+        certificate.pk,
+        request_id=locked.pk,
+        certificate_id=certificate.pk,
+        institution_id=locked.institution_id,
+        actor_id=_actor_id(actor),
     )
     return certificate
 
@@ -298,4 +367,216 @@ def certificate_delete(*, certificate: Certificate, actor) -> None:
         target=certificate,
         details={"fingerprint_sha256": certificate.fingerprint_sha256},
     )
+    event_log(
+        logger,
+        "certificate_deleted",
+        "certificate %s of institution %s deleted",
+        certificate.pk,
+        certificate.institution_id,
+        certificate_id=certificate.pk,
+        institution_id=certificate.institution_id,
+        actor_id=_actor_id(actor),
+    )
     certificate.delete()
+
+
+# Rotation of the encryption keys (manage.py rotate_encryption_keys).
+
+ROTATION_BATCH_SIZE = 500
+# Session engines whose sessions live in the django_session table.
+_DATABASE_SESSION_ENGINES = (
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cached_db",
+)
+
+
+def _encrypted_columns() -> list[tuple[type, str]]:
+    """Every column holding a Fernet token (an empty string means no value)."""
+    from acme_client.models import AcmeAccount
+
+    return [
+        (Certificate, "private_key_encrypted"),
+        (CertificateRequest, "private_key_encrypted"),
+        (AcmeAccount, "key_encrypted"),
+    ]
+
+
+@dataclass
+class ColumnRotation:
+    """What rotation found (or, with dry_run, would do) in one encrypted column."""
+
+    label: str  # "table.column"
+    values: int = 0
+    current: int = 0  # already under the first key
+    rotated: int = 0  # re-encrypted (or, with dry_run, to be re-encrypted)
+
+
+@dataclass
+class KeyRotationReport:
+    columns: list[ColumnRotation] = field(default_factory=list)
+    # (label, pk) of each value that no configured key decrypts; never the value itself.
+    undecryptable: list[tuple[str, object]] = field(default_factory=list)
+    session_drafts_rotated: int = 0
+    session_drafts_dropped: int = 0
+    sessions_checked: bool = False
+
+
+class EncryptionKeysMissing(Exception):
+    """Some stored values are encrypted under no configured key: rotation refused."""
+
+    def __init__(self, report: KeyRotationReport):
+        self.report = report
+        super().__init__(
+            f"{len(report.undecryptable)} stored value(s) cannot be decrypted with any key of "
+            "CERTMGR_ENCRYPTION_KEYS"
+        )
+
+
+def _column_batches(model, column: str, batch_size: int):
+    """(pk, token) of the non-empty values of a column, `batch_size` rows at a time by pk,
+    so that memory stays bounded and each batch reads what is committed now."""
+    last_pk = None
+    while True:
+        rows = model.objects.exclude(**{column: ""}).order_by("pk")
+        if last_pk is not None:
+            rows = rows.filter(pk__gt=last_pk)
+        batch = list(rows.values_list("pk", column)[:batch_size])
+        if not batch:
+            return
+        yield batch
+        last_pk = batch[-1][0]
+
+
+def _column_check(model, column: str, *, batch_size: int, report: KeyRotationReport):
+    """Count the column's values under the first key and under older ones; note the others."""
+    result = ColumnRotation(label=f"{model._meta.db_table}.{column}")
+    for batch in _column_batches(model, column, batch_size):
+        for pk, token in batch:
+            result.values += 1
+            try:
+                current = encryption.token_is_current(token)
+            except InvalidToken:
+                report.undecryptable.append((result.label, pk))
+                continue
+            if current:
+                result.current += 1
+            else:
+                result.rotated += 1
+    report.columns.append(result)
+
+
+def _column_rotate(model, column: str, *, batch_size: int, report: KeyRotationReport):
+    """Re-encrypt the column's values under the first key, one transaction per batch.
+
+    Each row is written only if it still holds the token read (a conditional update): a
+    value changed meanwhile by the application is left as the application wrote it.
+    """
+    result = ColumnRotation(label=f"{model._meta.db_table}.{column}")
+    for batch in _column_batches(model, column, batch_size):
+        with transaction.atomic():
+            for pk, token in batch:
+                result.values += 1
+                try:
+                    rotated = encryption.token_rotate(token)
+                except InvalidToken:
+                    report.undecryptable.append((result.label, pk))
+                    continue
+                if rotated is None:
+                    result.current += 1
+                    continue
+                result.rotated += model.objects.filter(pk=pk, **{column: token}).update(
+                    **{column: rotated}
+                )
+    report.columns.append(result)
+
+
+def _session_drafts_rotate(*, batch_size: int, dry_run: bool, report: KeyRotationReport):
+    """Re-encrypt the upload drafts kept in database sessions (the files of an upload that
+    asked for its expiry date, encrypted like keys since they may hold one).
+
+    A draft no configured key decrypts is removed from its session rather than refused: the
+    upload page already ignores such a draft (the operator chooses the files again), and
+    leaving it would keep ciphertext under a retired key in the database.
+    """
+    if settings.SESSION_ENGINE not in _DATABASE_SESSION_ENGINES:
+        return  # sessions are not in the database: nothing of them is in a dump
+    from django.contrib.sessions.models import Session
+    from django.core.cache import caches
+
+    from .views import UPLOAD_DRAFT_SESSION_KEY
+
+    report.sessions_checked = True
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    last_key = None
+    while True:
+        rows = Session.objects.order_by("pk")
+        if last_key is not None:
+            rows = rows.filter(pk__gt=last_key)
+        batch = list(rows.values_list("pk", "session_data")[:batch_size])
+        if not batch:
+            return
+        last_key = batch[-1][0]
+        for session_key, session_data in batch:
+            data = store_class().decode(session_data)  # {} when it does not verify
+            token = data.get(UPLOAD_DRAFT_SESSION_KEY)
+            if not token:
+                continue
+            try:
+                rotated = encryption.token_rotate(token)
+            except InvalidToken:
+                rotated = ""
+            if rotated is None:
+                continue
+            if rotated:
+                report.session_drafts_rotated += 1
+                data[UPLOAD_DRAFT_SESSION_KEY] = rotated
+            else:
+                report.session_drafts_dropped += 1
+                del data[UPLOAD_DRAFT_SESSION_KEY]
+            if dry_run:
+                continue
+            Session.objects.filter(pk=session_key, session_data=session_data).update(
+                session_data=store_class().encode(data)
+            )
+            if hasattr(store_class, "cache_key_prefix"):  # cached_db: forget the old copy
+                caches[settings.SESSION_CACHE_ALIAS].delete(
+                    store_class.cache_key_prefix + session_key
+                )
+
+
+def encryption_keys_rotate(
+    *, dry_run: bool = False, batch_size: int = ROTATION_BATCH_SIZE
+) -> KeyRotationReport:
+    """Re-encrypt every stored encrypted value under the first key of CERTMGR_ENCRYPTION_KEYS.
+
+    First every value is checked (signatures only): when any is under no configured key,
+    nothing is changed and EncryptionKeysMissing names each (table.column, pk). Then each
+    column is rotated in batches of `batch_size` rows, one transaction per batch. Values
+    already under the first key are left alone, so an interrupted run is simply run again
+    and a second run changes nothing. With dry_run, only the check runs and the report
+    counts what would be re-encrypted.
+    """
+    checked = KeyRotationReport()
+    for model, column in _encrypted_columns():
+        _column_check(model, column, batch_size=batch_size, report=checked)
+    if checked.undecryptable:
+        raise EncryptionKeysMissing(checked)
+    if dry_run:
+        _session_drafts_rotate(batch_size=batch_size, dry_run=True, report=checked)
+        return checked
+
+    report = KeyRotationReport()
+    for model, column in _encrypted_columns():
+        _column_rotate(model, column, batch_size=batch_size, report=report)
+    _session_drafts_rotate(batch_size=batch_size, dry_run=False, report=report)
+    if report.undecryptable:  # written meanwhile by a process configured with other keys
+        raise EncryptionKeysMissing(report)
+    logger.info(
+        "encryption keys rotated: %s values re-encrypted",
+        sum(column.rotated for column in report.columns),
+        extra={
+            "event": "encryption_keys_rotated",
+            "rotated": sum(column.rotated for column in report.columns),
+        },
+    )
+    return report

@@ -2,17 +2,20 @@
 
 Everything has an embedded default so that `make run` needs no server and no configuration:
 SQLite under var/, a secret key and an encryption key generated into var/ on first start,
-Celery on kombu's filesystem transport. Production sets DATABASE_URL, CELERY_BROKER_URL,
-SECRET_KEY and CERTMGR_ENCRYPTION_KEYS (see README).
+Celery on kombu's filesystem transport. Production sets CERTMGR_PRODUCTION=true (HTTPS only,
+HSTS, secure cookies; no generated secret), DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and
+CERTMGR_ENCRYPTION_KEYS (README, "Production"; tests/certmgr/test_production.py).
 """
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -31,6 +34,22 @@ def _generated_secret(filename: str, make) -> str:
         path.write_text(make())
     return path.read_text().strip()
 
+
+# The production profile (README, "Production"): HTTPS only, secure cookies, HSTS, and no
+# generated secret: a missing SECRET_KEY or CERTMGR_ENCRYPTION_KEYS stops the process at start.
+CERTMGR_PRODUCTION = env.bool("CERTMGR_PRODUCTION", default=False)
+if CERTMGR_PRODUCTION:
+    _missing = [
+        name for name in ("SECRET_KEY", "CERTMGR_ENCRYPTION_KEYS") if not env.str(name, default="")
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"CERTMGR_PRODUCTION is on but {' and '.join(_missing)} "
+            f"{'is' if len(_missing) == 1 else 'are'} not set: production never uses a "
+            "generated secret (README, Production)."
+        )
+    if env.bool("DEBUG", default=False):
+        raise ImproperlyConfigured("CERTMGR_PRODUCTION is on: DEBUG must be off.")
 
 SECRET_KEY = env("SECRET_KEY", default=None) or _generated_secret(
     "secret_key", lambda: secrets.token_urlsafe(50)
@@ -109,6 +128,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "certmgr",
     "institutions",
     "saleschannels",
@@ -118,14 +139,19 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "saleschannels.middleware.HostRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before any CSRF check or view reads the body (certmgr/upload_limits.py).
+    "certmgr.upload_limits.RequestBodyLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "certmgr.middleware.CertificateAlertMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "certmgr.urls"
@@ -190,14 +216,92 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 
-# Uploaded certificate files are small; the parser refuses anything over 64 KiB per file.
-# Keep whole files in memory and bound the request body before anything parses it.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Uploaded certificate files are small: the upload forms refuse a file over 64 KiB
+# (certmgr.bundle.MAX_FILE_BYTES) on its own field. A request body over
+# CERTMGR_REQUEST_BODY_MAX_BYTES is answered 413 before anything reads it
+# (certmgr.upload_limits); below it, uploaded files stay in memory (never a temporary file)
+# and the other fields are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE. The edge proxy's own
+# default (nginx client_max_body_size) is the same 1 MiB.
+CERTMGR_REQUEST_BODY_MAX_BYTES = 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = CERTMGR_REQUEST_BODY_MAX_BYTES
+DATA_UPLOAD_MAX_MEMORY_SIZE = CERTMGR_REQUEST_BODY_MAX_BYTES
 
+# Browser hardening, in every profile.
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Links that leave the back office do not carry its URLs (certificate ids, filters, searches).
+SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts and styles come from static files only; the
+# templates carry no inline script, style or event handler (tests/certmgr/test_security_headers.py
+# and tests/browser/test_csp.py hold them to it).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# The web processes sit behind a reverse proxy that terminates TLS, overwrites
+# X-Forwarded-Proto and appends the client's address to X-Forwarded-For (deploy/nginx.conf does
+# both). Only then may those headers be believed: a client reaching gunicorn directly could
+# forge them.
+CERTMGR_BEHIND_PROXY = env.bool("CERTMGR_BEHIND_PROXY", default=False)
+if CERTMGR_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+if CERTMGR_PRODUCTION:
+    SECURE_SSL_REDIRECT = True
+    # Plain HTTP must keep working for what the CA, Apple and the orchestrator fetch: Let's
+    # Encrypt's HTTP-01 validation starts on port 80 before a shop host has any certificate.
+    # (Patterns match the path without its leading slash.)
+    SECURE_REDIRECT_EXEMPT = [
+        r"^\.well-known/acme-challenge/",
+        r"^\.well-known/apple-developer-merchantid-domain-association$",
+        r"^healthz$",
+    ]
+    # One year; subdomains of the back-office host are certmgr's too. HSTS is sent on the
+    # back office only: saleschannels.middleware strips it from answers on shop hostnames,
+    # whose owners decide their own policy.
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # Content-hashed file names, compressed copies, cached for ever by browsers (WhiteNoise);
+    # needs `manage.py collectstatic`, which the Dockerfile runs.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+SILENCED_SYSTEM_CHECKS = [
+    # security.W021 asks for SECURE_HSTS_PRELOAD. The preload list takes whole registrable
+    # domains (example.com and every subdomain), which is the domain owner's decision, not the
+    # back office's; certmgr does not send `preload`.
+    "security.W021",
+]
+
+# Login throttling (django-axes): 5 failed logins for one username from one client address
+# lock that pair out for 15 minutes (every attempt during the lock-out, the right password
+# too, is refused and restarts the wait). Username and address together: locking a username
+# alone would let anyone lock a colleague out; an address alone would lock out an office
+# behind one NAT. The address is the proxy's X-Forwarded-For entry behind CERTMGR_BEHIND_PROXY.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "certmgr.login_throttle.client_ip_address"
 
 # Celery: an embedded filesystem broker by default, Redis in production.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
@@ -235,10 +339,20 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# LOG_FORMAT=json: one JSON object per line (python-json-logger), where the `extra` fields of
+# a log call (event, certificate_id, channel_id, institution_id, order_id) are fields too.
+# certmgr/celery.py gives Celery's own handlers the same formatter.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ValueError(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+_LOG_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": _LOG_FIELDS},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": _LOG_FIELDS},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }

@@ -7,7 +7,7 @@ from django.urls import include, path
 from acme_client.views import acme_challenge
 from saleschannels.views_wellknown import apple_domain_association
 
-from . import metrics, views
+from . import health, metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -65,6 +65,7 @@ urlpatterns = [
     path("institutions/", include("institutions.urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics, name="metrics"),
+    path("healthz", health.healthz, name="healthz"),
     path(".well-known/acme-challenge/<str:token>", acme_challenge, name="acme_challenge"),
     path(
         ".well-known/apple-developer-merchantid-domain-association",

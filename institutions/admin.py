@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import Institution, Membership
 
@@ -15,6 +16,8 @@ class InstitutionAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    # As on the notification settings page: a webhook typed without a scheme is https.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Membership)

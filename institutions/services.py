@@ -1,8 +1,12 @@
 """Writes of the institutions app. Views call these; each runs in one transaction."""
 
+import logging
+
 from django.db import transaction
 
 from .models import Institution
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -11,7 +15,7 @@ def institution_notifications_update(
 ) -> Institution:
     """Set where the institution's expiry digests go (addresses already validated)."""
     from certmgr.models import AuditEvent
-    from certmgr.services import audit_record
+    from certmgr.services import audit_record, event_log
 
     previous = {
         "notification_emails": institution.notification_email_list,
@@ -31,5 +35,16 @@ def institution_notifications_update(
             "webhook": bool(webhook_url),
             "previous": previous,
         },
+    )
+    event_log(
+        logger,
+        "institution_notifications_updated",
+        "institution %s: digests to %s address(es), webhook %s",
+        institution.pk,
+        len(institution.notification_email_list),
+        "set" if webhook_url else "none",
+        institution_id=institution.pk,
+        addresses=len(institution.notification_email_list),
+        webhook=bool(webhook_url),  # never the URL: it often carries a secret
     )
     return institution

@@ -3,6 +3,7 @@
 Each write commits its database change first and then brings the channel's files on the TLS
 edge in line (edge.py), so the edge never serves something the database does not know about.
 A failed deployment is logged and reported to the caller; `manage.py deploy_edge` resyncs.
+Each change is logged as one event line with the channel's and institution's ids (event_log).
 """
 
 import logging
@@ -11,7 +12,7 @@ from cryptography.fernet import InvalidToken
 from django.db import transaction
 
 from certmgr.models import AuditEvent, Certificate
-from certmgr.services import audit_record
+from certmgr.services import audit_record, event_log
 
 from . import edge
 from .models import SalesChannel
@@ -68,6 +69,17 @@ def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChan
             target=channel,
             details={"hostname": hostname},
         )
+        event_log(
+            logger,
+            "channel_created",
+            "channel %s (%s) created for institution %s",
+            channel.pk,
+            hostname,
+            institution.pk,
+            channel_id=channel.pk,
+            institution_id=institution.pk,
+            hostname=hostname,
+        )
     return channel
 
 
@@ -84,6 +96,18 @@ def channel_update(*, channel: SalesChannel, name: str, hostname: str, actor) ->
             action=AuditEvent.Action.CHANNEL_UPDATE,
             target=channel,
             details={"hostname": hostname, "previous_hostname": old_hostname},
+        )
+        event_log(
+            logger,
+            "channel_updated",
+            "channel %s updated (%s, was %s)",
+            channel.pk,
+            hostname,
+            old_hostname,
+            channel_id=channel.pk,
+            institution_id=channel.institution_id,
+            hostname=hostname,
+            previous_hostname=old_hostname,
         )
     if old_hostname != hostname:
         try:
@@ -104,6 +128,17 @@ def channel_delete(*, channel: SalesChannel, actor) -> None:
             action=AuditEvent.Action.CHANNEL_DELETE,
             target=channel,
             details={"hostname": hostname},
+        )
+        event_log(
+            logger,
+            "channel_deleted",
+            "channel %s (%s) of institution %s deleted",
+            channel.pk,
+            hostname,
+            channel.institution_id,
+            channel_id=channel.pk,
+            institution_id=channel.institution_id,
+            hostname=hostname,
         )
         channel.delete()
     try:
@@ -171,9 +206,29 @@ def channel_set_ssl_mode(
                 "previous": previous,
             },
         )
+        event_log(
+            logger,
+            "channel_ssl_mode_changed",
+            "channel %s (%s): SSL mode %s, certificate %s (was %s, certificate %s)",
+            channel.pk,
+            channel.hostname,
+            mode,
+            channel.certificate_id,
+            previous["mode"],
+            previous["certificate"],
+            channel_id=channel.pk,
+            institution_id=channel.institution_id,
+            hostname=channel.hostname,
+            ssl_mode=mode,
+            certificate_id=channel.certificate_id,
+            active_certificate_id=channel.active_certificate_id,
+            previous_ssl_mode=previous["mode"],
+            previous_certificate_id=previous["certificate"],
+            actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
+        )
     _deploy(channel)
     if mode == SalesChannel.SslMode.MANAGED and previous["mode"] != mode:
-        channel_renew_now(channel=channel, actor=None)
+        channel_renew_now(channel=channel, actor=None, due_only=True)
     return channel
 
 
@@ -217,21 +272,39 @@ def channel_set_apple_pay(
                 "previous": previous,
             },
         )
+        event_log(
+            logger,
+            "channel_apple_pay_changed",
+            "channel %s (%s): Apple Pay %s, identity proof %s",
+            channel.pk,
+            channel.hostname,
+            "on" if enabled else "off",
+            channel.apple_identity_proof_id,
+            channel_id=channel.pk,
+            institution_id=channel.institution_id,
+            apple_pay_enabled=enabled,
+            certificate_id=channel.apple_identity_proof_id,
+        )
         if enabled:
             probe_after_deploy(channel)
     return channel
 
 
-def channel_renew_now(*, channel: SalesChannel, actor) -> bool:
+def channel_renew_now(*, channel: SalesChannel, actor, due_only: bool = False) -> bool:
     """Queue an issuance for a managed channel now, whatever its schedule and backoff.
 
-    Returns False when an issuance is already in progress for it.
+    With due_only (a channel just switched to managed, hence due), only while it is still
+    due: since the switch committed, a scheduler may have claimed the channel and even
+    obtained its certificate, and ordering regardless would get it a second one.
+
+    Returns False when an issuance is already in progress for it (or, with due_only, done).
     """
     from acme_client.services import channel_issuance_queue
 
     with transaction.atomic():
-        SalesChannel.objects.filter(pk=channel.pk).update(renewal_next_attempt_at=None)
-        queued = channel_issuance_queue(channel=channel)
+        if not due_only:
+            SalesChannel.objects.filter(pk=channel.pk).update(renewal_next_attempt_at=None)
+        queued = channel_issuance_queue(channel=channel, due_only=due_only)
         if queued and actor is not None:
             audit_record(
                 institution=channel.institution,
@@ -239,4 +312,15 @@ def channel_renew_now(*, channel: SalesChannel, actor) -> bool:
                 action=AuditEvent.Action.CHANNEL_RENEW_NOW,
                 target=channel,
             )
+        event_log(
+            logger,
+            "channel_issuance_requested",
+            "channel %s (%s): issuance %s",
+            channel.pk,
+            channel.hostname,
+            "queued" if queued else "already in progress",
+            channel_id=channel.pk,
+            institution_id=channel.institution_id,
+            queued=queued,
+        )
     return queued

@@ -15,6 +15,8 @@ Contract:
   because the worker then has to read keys of mode 0600 owned by root.
 * Plain HTTP server on another free port: ``/.well-known/`` is proxied to `acme_upstream`
   (e.g. "http://127.0.0.1:8123") with the Host header kept, or answered 404 without one.
+  `acme_upstream` may also be a list of "host:port" addresses: an ``upstream`` block that
+  nginx balances round-robin, as a load balancer in front of several web processes.
   The TLS server does the same for ``/.well-known/`` (Apple fetches its domain-association
   file over HTTPS), as deploy/nginx.conf does.
 * ``served_certificate(address, hostname)`` does a real handshake with SNI and returns the
@@ -30,7 +32,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -111,10 +113,15 @@ def nginx_config(
     workdir: Path,
     tls_port: int,
     http_port: int,
-    acme_upstream: str | None = None,
+    acme_upstream: str | Sequence[str] | None = None,
 ) -> str:
     """The test config: production's TLS lookup on loopback, everything else in `workdir`."""
     user = "user root;" if os.geteuid() == 0 else ""
+    upstream_block = ""
+    if acme_upstream and not isinstance(acme_upstream, str):
+        servers = " ".join(f"server {address};" for address in acme_upstream)
+        upstream_block = f"upstream certmgr_web {{ {servers} }}"
+        acme_upstream = "http://certmgr_web"
     if acme_upstream:
         well_known = f"proxy_pass {acme_upstream}; proxy_set_header Host $host;"
     else:
@@ -128,6 +135,7 @@ events {{ worker_connections 64; }}
 http {{
     {http_paths(workdir)}
     default_type text/plain;
+    {upstream_block}
 
     # As in deploy/nginx.conf: only a plain DNS name from the SNI becomes a file name.
     map $ssl_server_name $edge_name {{
@@ -157,7 +165,7 @@ def nginx_run(
     *,
     edge_dir: Path,
     workdir: Path,
-    acme_upstream: str | None = None,
+    acme_upstream: str | Sequence[str] | None = None,
     config: ConfigMaker | None = None,
 ) -> Iterator[NginxEdge]:
     """Start nginx serving `edge_dir`, yield it, stop it.
@@ -215,7 +223,12 @@ def sni_handshake_raw(address: str, server_name: str, *, timeout: float = 5.0) -
 
 
 def _test_config(
-    tls_port: int, http_port: int, *, edge_dir: Path, workdir: Path, upstream: str | None
+    tls_port: int,
+    http_port: int,
+    *,
+    edge_dir: Path,
+    workdir: Path,
+    upstream: str | Sequence[str] | None,
 ) -> str:
     return nginx_config(
         edge_dir=edge_dir,

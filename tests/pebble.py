@@ -22,9 +22,10 @@ Contract:
   Pebble's HTTPS listeners: the CA generated here, *not* the CA that signs issued
   certificates), ``management_url``, ``issuer_roots()`` (the root(s) that sign issued
   certificates, from the management interface; Pebble makes a new one at every start),
-  ``orders_count()`` / ``issued_count()`` (from Pebble's log, since the last start, because
-  Pebble 2.4 has no endpoint that counts orders), ``stop()`` / ``start()`` (Pebble only, same
-  ports and config: its in-memory state, accounts and orders included, is lost), and
+  ``orders_count()`` / ``issued_count()`` / ``http01_fetches()`` (from Pebble's log, since
+  the last start, because Pebble 2.4 has no endpoint that counts orders), ``stop()`` /
+  ``start()`` (Pebble only, same ports and config: its in-memory state, accounts and orders
+  included, is lost), and
   ``log_path``. On exit both programs are stopped (SIGTERM, then SIGKILL) and waited for.
 * Both programs are looked up with ``tests.support.require_program``: a missing one skips the
   test (fails it when CI=true) before anything starts.
@@ -173,6 +174,14 @@ class PebbleServer:
     def issued_count(self) -> int:
         """Certificates Pebble issued since its last start, read from its log."""
         return len(re.findall(r"Issued certificate serial \S+ for order", self._run_log()))
+
+    def http01_fetches(self) -> list[str]:
+        """The path of each HTTP-01 request Pebble's VA made since its last start, from its log.
+
+        Pebble validates each challenge from several perspectives (3 in Pebble 2.4), each one
+        request to the name's HTTP port; an authorization it reuses is not validated again.
+        """
+        return re.findall(r"Attempting to validate w/ HTTP: http://[^/\s]+(/\S*)", self._run_log())
 
     def log(self) -> str:
         """The whole log of Pebble (every run) and of its DNS server."""

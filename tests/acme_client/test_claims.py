@@ -100,3 +100,37 @@ def test_renew_now_needs_the_manager_role_and_a_managed_channel(
         client.post(url)
         client.post(url)  # already in progress: not queued twice
     assert len(sent) == 1
+
+
+def test_switching_to_managed_orders_nothing_when_a_scheduler_got_the_certificate_meanwhile(
+    client, alice, acme, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The switch commits (the channel is due), then the web process deploys and queues: in
+    between, renew_due on a worker can claim the channel and its issuance finish. The web
+    process must not order a second certificate (seen in tests/scaleout with two beats)."""
+    from acme_client import tasks
+    from saleschannels import services as channel_services
+
+    sent = []
+    monkeypatch.setattr(tasks.issue_certificate, "delay", lambda *args: sent.append(args))
+    deploy = channel_services._deploy
+    by_scheduler = []
+
+    def deploy_while_a_scheduler_issues(channel):
+        deploy(channel)
+        by_scheduler.extend(queued_by(1))
+        # What the worker's switch does once the certificate is stored: claim released,
+        # next renewal far ahead.
+        SalesChannel.objects.filter(pk=channel.pk).update(
+            renewal_claim="",
+            renewal_claimed_until=None,
+            renewal_due_at=timezone.now() + timedelta(days=60),
+        )
+
+    monkeypatch.setattr(channel_services, "_deploy", deploy_while_a_scheduler_issues)
+    channel = SalesChannel.objects.create(institution=acme, name="Acme", hostname="x.acme.test")
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/saleschannels/{channel.pk}/ssl/", {"mode": "managed"})
+    assert by_scheduler == [channel.pk]
+    assert sent == []

@@ -8,6 +8,7 @@ import datetime
 import random
 import time
 
+import cryptography_vectors
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,24 +17,29 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certmgr import bundle, demo_pki
 from certmgr.bundle import (
+    EXPLICIT_CURVE_MESSAGE,
     FIELD_CERTIFICATE,
     FIELD_CHAIN,
     FIELD_PASSPHRASE,
     FIELD_PRIVATE_KEY,
     KEY_INCONSISTENT_MESSAGE,
     KEY_MISMATCH_MESSAGE,
+    KEY_NOT_CERTIFICATE_MESSAGE,
     KEY_PASSPHRASE_MISSING_MESSAGE,
     KEY_PASSPHRASE_WRONG_MESSAGE,
+    KEY_UNSUPPORTED_MESSAGE,
     MAX_FILE_BYTES,
     NO_INTERMEDIATES_WARNING,
     NO_KEY_WARNING,
     NOT_A_KEY_MESSAGE,
     PKCS12_KEY_TOO_LARGE_MESSAGE,
+    PKCS12_NO_CERTIFICATE_MESSAGE,
     PKCS12_PASSWORD_MISSING_MESSAGE,
     PKCS12_PASSWORD_WRONG_MESSAGE,
     REORDERED_WARNING,
     TOO_LARGE_MESSAGE,
     TWO_KEYS_MESSAGE,
+    UNEXPECTED_FAILURE_MESSAGE,
     UNREADABLE_MESSAGE,
     BundleError,
     certificate_bundle_parse,
@@ -492,7 +498,7 @@ def test_it_reads_a_pkcs12_file_without_a_key(pki):
 
 @pytest.fixture(
     scope="module",
-    params=["truncated DER", "random bytes", "empty file", "damaged PEM", "only a key"],
+    params=["truncated DER", "random bytes", "empty file", "damaged PEM"],
 )
 def unreadable_file(request, pki):
     """Something in the certificate field that is not a certificate."""
@@ -503,8 +509,30 @@ def unreadable_file(request, pki):
         "random bytes": random.Random(4).randbytes(2000),
         "empty file": b"",
         "damaged PEM": damaged,
-        "only a key": leaf.key_pem,
     }[request.param]
+
+
+@pytest.mark.parametrize("form", ["PEM", "DER", "encrypted DER", "damaged PEM"])
+def test_a_key_in_the_certificate_field_is_refused_not_kept_as_unreadable(form, pki):
+    # Kept as uploaded (unreadable, expiry typed by hand), the key would be stored in clear.
+    key = pki["leaf"].private_key
+    data = {
+        "PEM": pki["leaf"].key_pem,
+        "DER": key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        "encrypted DER": key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        ),
+        "damaged PEM": pki["leaf"].key_pem.replace(b"\nM", b"\n*", 1),
+    }[form]
+    result = upload(certificate=data)
+    assert result.unreadable is False
+    assert KEY_NOT_CERTIFICATE_MESSAGE in result.errors[FIELD_CERTIFICATE]
 
 
 def test_it_marks_unreadable_files(unreadable_file):
@@ -929,3 +957,90 @@ def test_it_refuses_an_rsa_key_whose_parts_do_not_fit_together(rsa_leaf):
     result = upload(certificate=rsa_leaf.certificate_pem, private_key=demo_pki.key_pem(broken))
     assert result.errors == {FIELD_PRIVATE_KEY: [KEY_INCONSISTENT_MESSAGE]}
     assert result.private_key_pem is None
+
+
+# --------------------------------------------------------------------------- malformed parts
+# Files of the cryptography-vectors package (dev extra) that cryptography loads but whose
+# names, extensions or signature parameters fail when first read.
+
+MALFORMED_CERTIFICATES = [
+    "x509/custom/invalid_version.pem",
+    "x509/custom/name_attribute_unsupported_tag.pem",
+    "x509/custom/long-form-name-attribute.pem",
+    "x509/custom/invalid_utf8_common_name.pem",
+    "x509/custom/two_basic_constraints.pem",
+    "x509/custom/rsa_pss_cert_no_sig_params.der",
+    "x509/san_edipartyname.der",
+    "x509/san_x400address.der",
+]
+
+
+def vector(path: str) -> bytes:
+    with cryptography_vectors.open_vector_file(path, "rb") as file:
+        return file.read()
+
+
+@pytest.mark.parametrize("path", MALFORMED_CERTIFICATES)
+def test_it_reports_a_certificate_with_malformed_parts_as_unreadable(path):
+    result = upload(certificate=vector(path))
+    assert result.unreadable
+    assert UNREADABLE_MESSAGE in result.errors[FIELD_CERTIFICATE]
+    assert set(result.errors) == {FIELD_CERTIFICATE}
+    assert UNEXPECTED_FAILURE_MESSAGE not in result.errors[FIELD_CERTIFICATE]
+
+
+@pytest.mark.parametrize("path", MALFORMED_CERTIFICATES)
+@pytest.mark.parametrize("field", [FIELD_PRIVATE_KEY, FIELD_CHAIN])
+def test_it_puts_a_certificate_with_malformed_parts_on_the_field_it_came_in(pki, path, field):
+    files = {"certificate": pki["leaf"].certificate_pem, "private_key": pki["leaf"].key_pem}
+    files[field] = vector(path)
+    result = upload(**files)
+    assert set(result.errors) == {field}, result.errors
+    assert result.leaf is not None
+    assert result.leaf.fingerprint_sha256.replace(":", "").lower() == (
+        pki["leaf"].certificate.fingerprint(hashes.SHA256()).hex()
+    )
+
+
+def test_it_refuses_a_pkcs12_file_that_holds_only_a_key(pki):
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"key only",
+        pki["leaf"].private_key,
+        None,
+        None,
+        serialization.BestAvailableEncryption(PASSPHRASE.encode()),
+    )
+    result = upload(certificate=p12, passphrase=PASSPHRASE)
+    assert result.errors == {FIELD_CERTIFICATE: [PKCS12_NO_CERTIFICATE_MESSAGE]}
+    assert result.leaf is None and not result.unreadable
+
+
+def test_it_reads_an_ec_key_with_the_explicit_parameters_of_a_named_curve():
+    key = bundle.private_key_load(vector("asymmetric/EC/secp256r1-explicit-seed.pem"))
+    assert key.curve.name == "secp256r1"
+
+
+def test_it_refuses_a_key_on_a_custom_curve_on_the_key_field(pki):
+    custom = vector("asymmetric/EC/explicit_parameters_wap_wsg_idm_ecid_wtls11_private_key.pem")
+    result = upload(certificate=pki["leaf"].certificate_pem, private_key=custom)
+    assert result.errors == {FIELD_PRIVATE_KEY: [KEY_UNSUPPORTED_MESSAGE]}
+
+
+def test_it_refuses_a_certificate_whose_ec_key_spells_out_its_curve():
+    # cryptography reads the explicit parameters as P-256; browsers refuse the certificate.
+    explicit = vector("x509/custom/ec_no_named_curve.pem")
+    result = upload(certificate=explicit, now=certificate_pem_facts(explicit.decode()).not_before)
+    assert result.leaf.key_curve_explicit and result.leaf.key_curve == "P-256"
+    assert EXPLICIT_CURVE_MESSAGE in result.errors[FIELD_CERTIFICATE]
+
+
+def test_it_only_warns_about_explicit_curve_parameters_for_other_kinds():
+    explicit = vector("x509/custom/ec_no_named_curve.pem")
+    result = upload(certificate=explicit, kind="apple_payment_processing")
+    assert EXPLICIT_CURVE_MESSAGE in result.warnings
+    assert EXPLICIT_CURVE_MESSAGE not in result.errors.get(FIELD_CERTIFICATE, [])
+
+
+def test_it_finds_no_explicit_curve_in_named_curve_and_rsa_certificates(pki, rsa_leaf):
+    for issued in (pki["leaf"], pki["intermediate"], rsa_leaf):
+        assert not bundle.certificate_facts(issued.certificate).key_curve_explicit

@@ -108,17 +108,6 @@ def test_a_certificate_uploaded_with_5_days_left_gets_only_the_7_day_warning(acm
     assert len(mail.outbox) == 1
 
 
-def test_a_run_records_its_findings_in_batches(acme, upload, monkeypatch):
-    monkeypatch.setattr(notifications, "BATCH_SIZE", 2)
-    for index in range(5):
-        upload(acme, name=f"Shop {index}", days_left=5 + index)
-    report = expiry_check()
-    assert report.recorded == 5
-    (digest,) = report.digests
-    assert sorted(finding.name for finding in digest.findings) == [f"Shop {i}" for i in range(5)]
-    assert expiry_check().recorded == 0
-
-
 def test_a_missed_run_sends_only_the_newest_threshold(acme, upload):
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         certificate = upload(acme, days_left=20, lifetime=365)

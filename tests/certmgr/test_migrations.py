@@ -1,54 +1,41 @@
-"""Data migrations, run on a database holding rows of the schema before them."""
+"""Data migrations, run on rows stored before them.
 
+The function a RunPython operation runs is called with the project's app registry, on rows
+written the way they were before the migration (here: certificates without thresholds).
+Migrating the shared test database back and forth instead would rebuild its tables under the
+feet of the live servers and workers other tests leave running.
+"""
+
+import importlib
 from datetime import timedelta
 
-import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+from django.apps import apps
 from django.utils import timezone
 
-BEFORE = [("certmgr", "0006_apple_pay")]
-AFTER = [("certmgr", "0007_expiry_thresholds")]
+from certmgr.models import Certificate, ExpiryThreshold
+
+expiry_thresholds = importlib.import_module("certmgr.migrations.0007_expiry_thresholds")
 
 
-@pytest.fixture
-def migrate(transactional_db):
-    """migrate(targets) -> the historical apps at those migrations; back to the latest after."""
-
-    def to(targets):
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(targets)
-        return executor.loader.project_state(targets).apps
-
-    yield to
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
-def test_certificates_in_use_get_their_thresholds(migrate):
-    apps = migrate(BEFORE)
-    Institution = apps.get_model("institutions", "Institution")
-    Certificate = apps.get_model("certmgr", "Certificate")
-    institution = Institution.objects.create(name="Acme", slug="acme")
+def test_certificates_in_use_get_their_thresholds(acme):
     now = timezone.now()
     expiring = Certificate.objects.create(
-        institution=institution,
+        institution=acme,
         name="5 days left",
         expires_at=now + timedelta(days=5),
         not_before=now - timedelta(days=360),
     )
-    old = Certificate.objects.create(
-        institution=institution, name="renewed", expires_at=now + timedelta(days=2)
-    )
+    old = Certificate.objects.create(institution=acme, name="renewed", expires_at=now)
     Certificate.objects.create(
-        institution=institution, name="renewal", expires_at=now + timedelta(days=90), replaces=old
+        institution=acme, name="renewal", expires_at=now + timedelta(days=90), replaces=old
     )
+    assert not ExpiryThreshold.objects.exists()  # as stored before the migration
 
-    apps = migrate(AFTER)
-    ExpiryThreshold = apps.get_model("certmgr", "ExpiryThreshold")
-    stored = ExpiryThreshold.objects.filter(certificate_id=expiring.pk).order_by("crossed_at")
+    expiry_thresholds.thresholds_store(apps, schema_editor=None)
+
+    stored = ExpiryThreshold.objects.filter(certificate=expiring).order_by("crossed_at")
     # The newest threshold crossed is due at once, the others lie ahead.
     assert [threshold.name for threshold in stored] == ["7d", "3d", "1d", "0d"]
     assert stored[0].crossed_at <= timezone.now()
-    assert not ExpiryThreshold.objects.filter(certificate_id=old.pk).exists()
+    assert not ExpiryThreshold.objects.filter(certificate=old).exists()
+    assert ExpiryThreshold.objects.filter(certificate__name="renewal").count() == 6
