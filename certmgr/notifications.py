@@ -34,12 +34,15 @@ A run (`expiry_check`, Celery beat hourly) has two steps.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -859,12 +862,51 @@ def webhook_payload(institution: Institution, findings: list[Finding]) -> dict:
     }
 
 
+def webhook_address_refusal(url: str, *, resolve: bool) -> str:
+    """Why certmgr will not POST to `url`, or "" when it may.
+
+    A webhook is a URL a manager types, and the worker fetches it from inside the platform:
+    pointed at a loopback, private, link-local or otherwise non-public address it would reach
+    internal services (server-side request forgery). Refused unless
+    CERTMGR_WEBHOOK_ALLOW_PRIVATE (tests, a chat server on the same network). With `resolve`,
+    every address the host name resolves to is checked (at send time); without, only a
+    literal address or "localhost" (when the form is saved: the name may not resolve there).
+    """
+    if settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE:
+        return ""
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").rstrip(".").lower()
+    if parsed.scheme not in ("http", "https") or not host:
+        return "not an http(s) URL"
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{host} is this machine"
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        if not resolve:
+            return ""
+        try:
+            found = socket.getaddrinfo(host, parsed.port or 443, proto=socket.IPPROTO_TCP)
+        except OSError:
+            return ""  # the POST fails on its own, with "could not connect"
+        addresses = {ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in found}
+    internal = sorted(str(address) for address in addresses if not address.is_global)
+    if internal:
+        return f"{host} is an internal address ({', '.join(internal)}), refused"
+    return ""
+
+
 def webhook_post(url: str, payload: dict) -> str:
     """POST `payload` as JSON, with WEBHOOK_ATTEMPTS tries; "" when delivered, else why not.
 
     A 4xx answer (other than 429) is final. The URL is not repeated in the error: chat tools
-    put their secret in it.
+    put their secret in it. Internal addresses are refused (webhook_address_refusal); a name
+    that resolves elsewhere between the check and the POST is not caught (redirects are not
+    followed, though).
     """
+    refusal = webhook_address_refusal(url, resolve=True)
+    if refusal:
+        return refusal
     error = ""
     for attempt in range(WEBHOOK_ATTEMPTS):
         if attempt:

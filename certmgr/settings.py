@@ -100,6 +100,9 @@ CERTMGR_CRITICAL_DAYS = env.int("CERTMGR_CRITICAL_DAYS", default=7)
 # 1/2 and 1/4 of the lifetime for certificates living under CERTMGR_SHORT_LIVED_DAYS days.
 CERTMGR_NOTIFY_DAYS = env.list("CERTMGR_NOTIFY_DAYS", cast=int, default=[30, 14, 7, 3, 1, 0])
 CERTMGR_SHORT_LIVED_DAYS = env.int("CERTMGR_SHORT_LIVED_DAYS", default=60)
+# Webhooks to loopback, private or link-local addresses are refused (server-side request
+# forgery) unless this is on: a chat server on the platform's own network, tests.
+CERTMGR_WEBHOOK_ALLOW_PRIVATE = env.bool("CERTMGR_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Links in e-mails and webhooks point here.
 CERTMGR_BASE_URL = env("CERTMGR_BASE_URL", default="http://127.0.0.1:8000")
 # Seconds between two check_expiry runs and two probes of every channel (Celery beat); the

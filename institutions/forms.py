@@ -4,6 +4,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from certmgr.notifications import webhook_address_refusal
+
 from .models import Institution
 
 MAX_ADDRESSES = 20
@@ -28,6 +30,13 @@ class NotificationSettingsForm(forms.Form):
             "Optional: the same findings as a JSON POST, e.g. to a chat tool's incoming webhook."
         ),
     )
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        refusal = webhook_address_refusal(url, resolve=False) if url else ""
+        if refusal:
+            raise ValidationError(f"certmgr does not post to internal addresses: {refusal}.")
+        return url
 
     def clean_notification_emails(self) -> str:
         text = self.cleaned_data["notification_emails"]

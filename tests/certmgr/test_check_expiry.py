@@ -458,6 +458,53 @@ def _fast_retries(monkeypatch):
     monkeypatch.setattr(notifications, "WEBHOOK_BACKOFF", (0.01, 0.01))
 
 
+@pytest.fixture(autouse=True)
+def _webhooks_on_loopback(settings):
+    """The test webhook servers listen on 127.0.0.1, an internal address."""
+    settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE = True
+
+
+def test_a_webhook_to_an_internal_address_is_not_posted(acme, upload, settings):
+    settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE = False
+    upload(acme, name="Acme shop", days_left=5)
+    with WebhookServer() as hook:
+        acme.webhook_url = hook.url
+        acme.save()
+        (digest,) = expiry_check().digests
+    assert hook.bodies == []
+    assert digest.webhook == "127.0.0.1 is an internal address (127.0.0.1), refused"
+    assert digest.emailed  # the e-mail goes out all the same
+    assert Notification.objects.get().webhook_error == digest.webhook
+
+
+@pytest.mark.parametrize(
+    ("url", "resolves_to", "refused"),
+    [
+        ("https://chat.example.com/hook", ["93.184.215.14"], ""),
+        ("https://hooks.internal.test/x", ["10.0.0.5"], "hooks.internal.test is an internal"),
+        ("https://mixed.test/x", ["93.184.215.14", "127.0.0.1"], "mixed.test is an internal"),
+        ("http://169.254.169.254/latest/meta-data", [], "169.254.169.254 is an internal"),
+        ("http://[::1]:8000/hook", [], "::1 is an internal"),
+        ("http://localhost:8000/hook", [], "localhost is this machine"),
+        ("https://no-such-host.test/x", None, ""),  # the POST fails on its own
+    ],
+)
+def test_webhook_addresses_are_checked_when_posting(
+    settings, monkeypatch, url, resolves_to, refused
+):
+    settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE = False
+
+    def getaddrinfo(host, port, **kwargs):
+        if resolves_to is None:
+            raise socket.gaierror("no such host")
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in resolves_to
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert notifications.webhook_address_refusal(url, resolve=True).startswith(refused)
+
+
 def test_the_webhook_gets_the_findings_as_json(acme, upload):
     certificate = upload(acme, name="Acme shop", hostnames=["shop.acme.test"], days_left=5)
     with WebhookServer() as hook:

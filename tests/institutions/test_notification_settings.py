@@ -57,6 +57,19 @@ def test_a_bad_webhook_url_is_refused(client, alice, acme):
     assert "Enter a valid URL." in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:6379/", "http://localhost/"],
+)
+def test_a_webhook_to_an_internal_address_is_refused(client, alice, acme, url):
+    client.force_login(alice)
+    response = client.post(settings_url(acme), {"notification_emails": "", "webhook_url": url})
+    assert response.status_code == 200
+    assert "certmgr does not post to internal addresses" in response.content.decode()
+    acme.refresh_from_db()
+    assert acme.webhook_url == ""
+
+
 def test_clearing_the_addresses_falls_back_to_the_managers(client, alice, acme):
     acme.notification_emails = "ops@acme.test"
     acme.save()
