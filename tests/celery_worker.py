@@ -157,12 +157,7 @@ class CeleryWorker:
             except subprocess.TimeoutExpired:
                 _group_kill(process.pid)
         process.wait()
-        # Pool children outlive a main process killed alone (kill(group=False)). They are
-        # given the time to finish on their own first: one killed while closing its database
-        # connection (the last connection to a SQLite file checkpoints and removes the
-        # write-ahead log) leaves the test database unreadable ("disk I/O error") for the
-        # tests after it.
-        _group_wait(process.pid, timeout=STOP_TIMEOUT)
+        # Pool children outlive a main process killed alone (kill(group=False)).
         _group_kill(process.pid)
         self._process = None
 
@@ -240,17 +235,6 @@ def celery_worker_run(
         yield worker
     finally:
         worker.stop()
-
-
-def _group_wait(pgid: int, *, timeout: float) -> None:
-    """Until no process of the group is left, or `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.05)
 
 
 def _group_kill(pgid: int) -> None:

@@ -120,18 +120,31 @@ def _session_contents() -> bytes:
     return b"\n".join(repr(s.get_decoded()).encode() for s in Session.objects.all())
 
 
+def _file_bytes(path: Path) -> bytes:
+    """The bytes of a file, read by another process (`cat`).
+
+    Never open and close a SQLite database file in a process that has it open through SQLite:
+    closing any descriptor of a file drops every POSIX lock the process holds on it, those of
+    SQLite's connections included (sqlite.org/howtocorrupt.html, 2.2). Here that left the test
+    database failing with "disk I/O error" for the tests after this one.
+    """
+    if not path.exists():
+        return b""
+    return subprocess.run(["cat", str(path)], capture_output=True, check=True).stdout
+
+
 def test_the_sqlite_file_and_its_write_ahead_log_hold_no_key_material(secrets_stored):
     if connection.vendor != "sqlite":
         pytest.skip(f"the database is {connection.vendor}; the pg_dump test covers it")
     database = Path(connection.settings_dict["NAME"])
     wal = Path(f"{database}-wal")
-    before_checkpoint = wal.read_bytes() if wal.exists() else b""
+    before_checkpoint = _file_bytes(wal)
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         busy, _, _ = cursor.fetchone()
     assert busy == 0, "the checkpoint could not complete"
 
-    contents = database.read_bytes()
+    contents = _file_bytes(database)
     # The rows are really there (a token of each table), so the absence below means something.
     for model, column in [
         (Certificate, "private_key_encrypted"),
@@ -144,7 +157,7 @@ def test_the_sqlite_file_and_its_write_ahead_log_hold_no_key_material(secrets_st
     for name, data in [
         ("database file", contents),
         ("write-ahead log before the checkpoint", before_checkpoint),
-        ("write-ahead log after the checkpoint", wal.read_bytes() if wal.exists() else b""),
+        ("write-ahead log after the checkpoint", _file_bytes(wal)),
         ("decoded sessions", _session_contents()),
     ]:
         assert secrets_stored.found_in(data) == [], name
