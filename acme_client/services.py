@@ -64,7 +64,7 @@ def channel_issuance_claim(
     now = now or timezone.now()
     token = str(uuid.uuid4())
     candidates = SalesChannel.objects.filter(
-        Q(renewal_claimed_until__isnull=True) | Q(renewal_claimed_until__lt=now),
+        _unclaimed_q(now),
         pk=channel_id,
         ssl_mode=SalesChannel.SslMode.MANAGED,
     )
@@ -72,6 +72,10 @@ def channel_issuance_claim(
         candidates = candidates.filter(_due_q(now))
     updated = candidates.update(renewal_claim=token, renewal_claimed_until=now + _claim_lease())
     return token if updated == 1 else None
+
+
+def _unclaimed_q(now: datetime) -> Q:
+    return Q(renewal_claimed_until__isnull=True) | Q(renewal_claimed_until__lt=now)
 
 
 def _due_q(now: datetime) -> Q:
@@ -84,7 +88,7 @@ def channels_due(now: datetime):
     """Managed channels whose certificate is due (or missing), not backing off, not claimed."""
     return SalesChannel.objects.filter(
         _due_q(now),
-        Q(renewal_claimed_until__isnull=True) | Q(renewal_claimed_until__lt=now),
+        _unclaimed_q(now),
         ssl_mode=SalesChannel.SslMode.MANAGED,
     )
 

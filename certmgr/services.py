@@ -447,26 +447,9 @@ def _column_batches(model, column: str, batch_size: int):
         last_pk = batch[-1][0]
 
 
-def _column_check(model, column: str, *, batch_size: int, report: KeyRotationReport):
-    """Count the column's values under the first key and under older ones; note the others."""
-    result = ColumnRotation(label=f"{model._meta.db_table}.{column}")
-    for batch in _column_batches(model, column, batch_size):
-        for pk, token in batch:
-            result.values += 1
-            try:
-                current = encryption.token_is_current(token)
-            except InvalidToken:
-                report.undecryptable.append((result.label, pk))
-                continue
-            if current:
-                result.current += 1
-            else:
-                result.rotated += 1
-    report.columns.append(result)
-
-
-def _column_rotate(model, column: str, *, batch_size: int, report: KeyRotationReport):
-    """Re-encrypt the column's values under the first key, one transaction per batch.
+def _column_pass(model, column: str, *, batch_size: int, report: KeyRotationReport, write: bool):
+    """Count the column's values under the first key, under older ones, and under none (noted
+    in the report); with `write`, re-encrypt those under older keys, one transaction per batch.
 
     Each row is written only if it still holds the token read (a conditional update): a
     value changed meanwhile by the application is left as the application wrote it.
@@ -477,12 +460,15 @@ def _column_rotate(model, column: str, *, batch_size: int, report: KeyRotationRe
             for pk, token in batch:
                 result.values += 1
                 try:
-                    rotated = encryption.token_rotate(token)
+                    if encryption.token_is_current(token):  # signatures only: cheap
+                        result.current += 1
+                        continue
+                    rotated = encryption.token_rotate(token) if write else None
                 except InvalidToken:
                     report.undecryptable.append((result.label, pk))
                     continue
-                if rotated is None:
-                    result.current += 1
+                if rotated is None:  # counting only
+                    result.rotated += 1
                     continue
                 result.rotated += model.objects.filter(pk=pk, **{column: token}).update(
                     **{column: rotated}
@@ -558,7 +544,7 @@ def encryption_keys_rotate(
     """
     checked = KeyRotationReport()
     for model, column in _encrypted_columns():
-        _column_check(model, column, batch_size=batch_size, report=checked)
+        _column_pass(model, column, batch_size=batch_size, report=checked, write=False)
     if checked.undecryptable:
         raise EncryptionKeysMissing(checked)
     if dry_run:
@@ -567,7 +553,7 @@ def encryption_keys_rotate(
 
     report = KeyRotationReport()
     for model, column in _encrypted_columns():
-        _column_rotate(model, column, batch_size=batch_size, report=report)
+        _column_pass(model, column, batch_size=batch_size, report=report, write=True)
     _session_drafts_rotate(batch_size=batch_size, dry_run=False, report=report)
     if report.undecryptable:  # written meanwhile by a process configured with other keys
         raise EncryptionKeysMissing(report)

@@ -47,6 +47,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.db import connection
+
+from certmgr.celery import app as celery_app
+
 # The repository root: where `-A certmgr` is importable and manage.py lives.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -241,3 +245,26 @@ def _group_kill(pgid: int) -> None:
     """SIGKILL what is left of the process group we created for the worker."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def database_url() -> str:
+    """The URL of the test database, for the worker process."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@contextmanager
+def broker(url: str):
+    """Send this process's tasks to `url` (the session default is an unconsumed memory
+    broker); Celery keeps pooled connections, so they are dropped both ways."""
+    previous = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
+    celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport_options = {"visibility_timeout": 5}
+    celery_app._after_fork()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = previous
+        celery_app._after_fork()

@@ -14,6 +14,7 @@ from certmgr.bundle import certificate_bundle_parse
 from certmgr.models import Certificate
 from institutions.models import Institution, Membership
 from tests.nginx import nginx_run
+from tests.pebble import pebble_run
 from tests.support import PASSWORD, require_program
 
 
@@ -152,3 +153,15 @@ def nginx_edge(tmp_path, settings):
         settings.CERTMGR_PROBE_ADDRESS = nginx.address
         settings.CERTMGR_PROBE_TIMEOUT = 5.0
         yield nginx
+
+
+@pytest.fixture
+def pebble(live_server, tmp_path, settings):
+    """Pebble whose HTTP-01 validations reach the live server (every name resolves to
+    127.0.0.1 through pebble-challtestsrv), and the app pointed at it."""
+    port = int(live_server.url.rsplit(":", 1)[1])
+    with pebble_run(workdir=tmp_path / "pebble", http_port=port) as server:
+        settings.ACME_DIRECTORY_URL = server.directory_url
+        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
+        settings.ACME_ORDER_TIMEOUT = 60
+        yield server

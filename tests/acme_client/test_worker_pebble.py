@@ -13,16 +13,14 @@ from signal import SIGKILL
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.urls import reverse
 
 from acme_client import tasks, views
 from acme_client.models import AcmeOrder
-from certmgr.celery import app as celery_app
 from certmgr.models import Certificate
 from saleschannels.models import SalesChannel
 from saleschannels.probe import ProbeError, certificate_fingerprint
-from tests.celery_worker import celery_worker_run
+from tests.celery_worker import broker, celery_worker_run, database_url
 from tests.nginx import served_certificate
 from tests.pebble import pebble_run
 from tests.redis import redis_run
@@ -30,29 +28,6 @@ from tests.redis import redis_run
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOSTNAME = "shop.acme.test"
-
-
-def database_url() -> str:
-    """The URL of the test database, for the worker process."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-@contextmanager
-def broker(url: str):
-    """Send this process's tasks to `url` (the session default is an unconsumed memory
-    broker); Celery keeps pooled connections, so they are dropped both ways."""
-    previous = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
-    celery_app.conf.broker_url = url
-    celery_app.conf.broker_transport_options = {"visibility_timeout": 5}
-    celery_app._after_fork()
-    try:
-        yield
-    finally:
-        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = previous
-        celery_app._after_fork()
 
 
 def wait_for(condition, *, timeout: float = 60.0, what: str = "condition"):

@@ -28,10 +28,8 @@ from certmgr import demo_pki, encryption
 from certmgr.models import Certificate, Notification
 from certmgr.notifications import expiry_check
 from saleschannels.models import SalesChannel
-from tests.acme_client.test_worker_pebble import broker, database_url
-from tests.celery_worker import REPO_ROOT, celery_worker_run
+from tests.celery_worker import REPO_ROOT, broker, celery_worker_run, database_url
 from tests.leaks import Secrets
-from tests.pebble import pebble_run
 from tests.redis import redis_run
 from tests.support import port_free, upload
 
@@ -178,17 +176,6 @@ def test_a_digest_sent_is_a_json_line_with_its_ids_and_no_address(json_log, acme
     assert event["emailed"] is True and event["recipients"] == 1
     assert report.digests[0].emailed
     assert "secret-ops@acme.test" not in json_log.text()
-
-
-@pytest.fixture
-def pebble(live_server, tmp_path, settings):
-    """Pebble validating HTTP-01 against the live server, and the app pointed at it."""
-    port = int(live_server.url.rsplit(":", 1)[1])
-    with pebble_run(workdir=tmp_path / "pebble", http_port=port) as server:
-        settings.ACME_DIRECTORY_URL = server.directory_url
-        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
-        settings.ACME_ORDER_TIMEOUT = 60
-        yield server
 
 
 def _issue(channel) -> Certificate:
