@@ -323,11 +323,16 @@ class Notification(models.Model):
 
     # No index of their own on the three foreign keys: the unique keys and notification_recent
     # lead with them, and each index less makes recording a finding cheaper.
+    # The institution is the one of the certificate or the channel (a copy, for delivery), and
+    # those foreign keys hold in the database: a constraint of its own would check it again
+    # for every finding recorded (a fifth of an hourly check_expiry on PostgreSQL). Deleting
+    # an institution deletes its findings all the same (Django's on_delete).
     institution = models.ForeignKey(
         "institutions.Institution",
         on_delete=models.CASCADE,
         related_name="notifications",
         db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=24, choices=Kind.choices)
     certificate = models.ForeignKey(
@@ -395,7 +400,7 @@ class ExpiryThreshold(models.Model):
 
     Thresholds already crossed when the certificate is stored collapse into the newest of
     them, due at once (a certificate uploaded with 5 days left is warned about as "7d"). A
-    certificate that is replaced loses the thresholds it had not crossed yet.
+    certificate that is replaced loses its thresholds.
     """
 
     # No index of its own: the unique key leads with it.

@@ -123,7 +123,7 @@ def certificate_upload(
     certificate_thresholds_store(certificate, now=now)
     if replaces is not None:
         # A renewed certificate is warned about in its own right; the old one no longer is.
-        certificate_thresholds_drop(replaces, now=now)
+        certificate_thresholds_drop(replaces)
     audit_record(
         institution=institution,
         actor=actor,

@@ -39,3 +39,25 @@ def test_certificates_in_use_get_their_thresholds(acme):
     assert stored[0].crossed_at <= timezone.now()
     assert not ExpiryThreshold.objects.filter(certificate=old).exists()
     assert ExpiryThreshold.objects.filter(certificate__name="renewal").count() == 6
+
+
+findings_faster = importlib.import_module("certmgr.migrations.0008_findings_faster")
+
+
+def test_replaced_certificates_lose_the_thresholds_they_kept(acme):
+    now = timezone.now()
+    old = Certificate.objects.create(institution=acme, name="renewed", expires_at=now)
+    renewal = Certificate.objects.create(
+        institution=acme, name="renewal", expires_at=now + timedelta(days=90), replaces=old
+    )
+    # As certificate_upload kept them before: the thresholds the old one had crossed.
+    ExpiryThreshold.objects.create(certificate=old, name="7d", crossed_at=now - timedelta(days=7))
+    ExpiryThreshold.objects.create(certificate=old, name="3d", crossed_at=now - timedelta(days=3))
+    ExpiryThreshold.objects.create(
+        certificate=renewal, name="30d", crossed_at=now + timedelta(days=60)
+    )
+
+    findings_faster.replaced_thresholds_drop(apps, schema_editor=None)
+
+    assert not ExpiryThreshold.objects.filter(certificate=old).exists()
+    assert list(renewal.expiry_thresholds.values_list("name", flat=True)) == ["30d"]
