@@ -222,14 +222,7 @@ def _findings_insert_sql(vendor: str, *, windowed: bool) -> str:
     """The INSERT of _certificate_findings_record; its parameters: the finding kind, the run's
     instant (twice), the window's start when `windowed`, and the oldest expiry reported.
     (`vendor` keys the cache: the names are quoted for it.)"""
-    quote = connection.ops.quote_name
-
-    def table(model) -> str:
-        return quote(model._meta.db_table)
-
-    def column(model, name: str) -> str:
-        return quote(model._meta.get_field(name).column)
-
+    table, column = _table, _column
     columns = ", ".join(column(Notification, name) for name in _FINDING_COLUMNS)
     since = f"AND threshold.{column(ExpiryThreshold, 'crossed_at')} > %s" if windowed else ""
     # The names come from the models' meta; every value is a parameter.
@@ -255,6 +248,14 @@ def _findings_insert_sql(vendor: str, *, windowed: bool) -> str:
     """  # noqa: S608
 
 
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _column(model, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
 # The Notification columns the INSERT writes, in its order.
 _FINDING_COLUMNS = (
     "institution",
@@ -276,12 +277,132 @@ def _watermark_move(mark: datetime | None, now: datetime) -> None:
     ExpiryCheck.objects.filter(pk=1, checked_until__lt=now).update(checked_until=now)
 
 
+def _channel_findings_record(now: datetime) -> int:
+    """Record what is new about the channels in trouble. One query finds the channels with a
+    finding not recorded yet (none, on most runs); the findings of those are then built and
+    checked against what is recorded."""
+    horizon = now + timedelta(days=max(settings.CERTMGR_NOTIFY_DAYS, default=0))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _channels_concerned_sql(connection.vendor),
+            [
+                SalesChannel.SslMode.MANAGED.value,
+                RENEWAL_FAILURES_ALERT,
+                RENEWAL_FAILING,
+                *(status.value for status in PROBE_PROBLEMS),
+                SalesChannel.SslMode.MANAGED.value,
+                ProbeStatus.MISMATCH.value,
+                connection.ops.adapt_datetimefield_value(horizon),
+            ],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return 0
+    concerned = (
+        SalesChannel.objects.filter(pk__in=ids)
+        .annotate(active_expires_at=F("active_certificate__expires_at"))
+        .order_by()
+        .values_list(*_CHANNEL_FIELDS, named=True)
+    )
+    findings = []
+    for channel in concerned:
+        if _renewal_alert(channel):
+            findings.append(_renewal_finding(channel))
+        if _probe_alert(channel):
+            findings.extend(_probe_findings(channel, now))
+    keys = set(
+        Notification.objects.filter(channel_id__in=ids).values_list(
+            "channel_id", "threshold", "episode"
+        )
+    )
+    new = [
+        finding
+        for finding in findings
+        if (finding.channel_id, finding.threshold, finding.episode) not in keys
+    ]
+    Notification.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+    return len(new)
+
+
+def _renewal_alert(channel) -> bool:
+    return (
+        channel.ssl_mode == SalesChannel.SslMode.MANAGED
+        and channel.renewal_failures >= RENEWAL_FAILURES_ALERT
+    )
+
+
+def _probe_alert(channel) -> bool:
+    # A channel just switched to managed has nothing deployed until its first certificate is
+    # issued: its probe fails, and says nothing an operator should act on (a failing issuance
+    # is reported as renewal failing).
+    waiting = channel.ssl_mode == SalesChannel.SslMode.MANAGED and not channel.active_certificate_id
+    return channel.probe_status in PROBE_PROBLEMS and not waiting
+
+
+@functools.cache
+def _channels_concerned_sql(vendor: str) -> str:
+    """The channels with a finding not recorded yet: renewal failing (_renewal_alert) or a
+    probe problem (_probe_alert) whose episode has no finding, and those serving a wrong
+    certificate within the furthest day threshold (its thresholds are worked out in Python:
+    looked at on every run while it lasts). Written out, like the certificates' INSERT:
+    compiling it with the ORM cost ten times running it. Its parameters: managed, the alert
+    count, the renewal threshold name, the probe problems, managed, mismatch, the horizon.
+
+    The episodes are those of _renewal_episode and _probe_episode, in SQL (a test holds them
+    together): CAST AS TEXT, || and SUBSTR mean the same in SQLite and PostgreSQL."""
+    channel = {
+        name: f"channel.{_column(SalesChannel, name)}"
+        for name in (
+            "id",
+            "ssl_mode",
+            "renewal_failures",
+            "active_certificate",
+            "probe_status",
+            "probe_fingerprint",
+            "probe_expires_at",
+        )
+    }
+    finding = {
+        name: f"finding.{_column(Notification, name)}"
+        for name in ("channel", "threshold", "episode")
+    }
+    active = f"COALESCE(CAST({channel['active_certificate']} AS TEXT), 'none')"
+    served = f"SUBSTR(REPLACE({channel['probe_fingerprint']}, ':', ''), 1, 16)"
+    # The names come from the models' meta; every value is a parameter.
+    recorded = (
+        f"SELECT 1 FROM {_table(Notification)} finding "  # noqa: S608
+        f"WHERE {finding['channel']} = {channel['id']}"
+    )
+    problems = ", ".join(["%s"] * len(PROBE_PROBLEMS))
+    return f"""
+        SELECT {channel["id"]} FROM {_table(SalesChannel)} channel
+        WHERE (
+            {channel["ssl_mode"]} = %s AND {channel["renewal_failures"]} >= %s
+            AND NOT EXISTS (
+                {recorded} AND {finding["threshold"]} = %s
+                AND {finding["episode"]} = 'certificate-' || {active}
+            )
+        ) OR (
+            {channel["probe_status"]} IN ({problems})
+            AND NOT ({channel["ssl_mode"]} = %s AND {channel["active_certificate"]} IS NULL)
+            AND NOT EXISTS (
+                {recorded} AND {finding["threshold"]} = 'probe-' || {channel["probe_status"]}
+                AND {finding["episode"]} = {active} || '/' || COALESCE(NULLIF({served}, ''), 'none')
+            )
+        ) OR (
+            {channel["probe_status"]} = %s AND {channel["probe_expires_at"]} <= %s
+        )
+    """  # noqa: S608
+
+
 _CHANNEL_FIELDS = (
     "pk",
     "institution_id",
     "name",
     "hostname",
+    "ssl_mode",
     "active_certificate_id",
+    "active_expires_at",
     "renewal_failures",
     "renewal_last_error",
     "renewal_next_attempt_at",
@@ -293,51 +414,31 @@ _CHANNEL_FIELDS = (
 )
 
 
-def _channel_findings_record(now: datetime) -> int:
-    # Rows, not model instances: this runs hourly over every channel in trouble.
-    failing = (
-        SalesChannel.objects.filter(
-            ssl_mode=SalesChannel.SslMode.MANAGED, renewal_failures__gte=RENEWAL_FAILURES_ALERT
-        )
-        .annotate(active_expires_at=F("active_certificate__expires_at"))
-        .values_list(*_CHANNEL_FIELDS, "active_expires_at", named=True)
-    )
-    findings = [_renewal_finding(channel) for channel in failing]
-    # A channel just switched to managed has nothing deployed until its first certificate is
-    # issued: its probe fails, and says nothing an operator should act on (a failing issuance
-    # is reported as renewal failing).
-    probed = SalesChannel.objects.filter(probe_status__in=PROBE_PROBLEMS).exclude(
-        ssl_mode=SalesChannel.SslMode.MANAGED, active_certificate__isnull=True
-    )
-    for channel in probed.values_list(*_CHANNEL_FIELDS, named=True):
-        findings.extend(_probe_findings(channel, now))
-    new = []
-    for start in range(0, len(findings), BATCH_SIZE):
-        batch = findings[start : start + BATCH_SIZE]
-        recorded = set(
-            Notification.objects.filter(
-                channel_id__in={finding.channel_id for finding in batch}
-            ).values_list("channel_id", "threshold", "episode")
-        )
-        new.extend(
-            finding
-            for finding in batch
-            if (finding.channel_id, finding.threshold, finding.episode) not in recorded
-        )
-    Notification.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-    return len(new)
+# Which occurrence a channel finding is (Notification.episode). _channels_concerned_sql says
+# the same in SQL.
+
+
+def _renewal_episode(channel) -> str:
+    # One streak of failures is about replacing one certificate: a renewal that succeeds
+    # switches the channel to a new one, so the next streak is a new episode.
+    return f"certificate-{channel.active_certificate_id or 'none'}"
+
+
+def _probe_episode(channel) -> str:
+    # Once per status and served certificate: the same wrong certificate seen hourly is one
+    # finding, another one served (or the channel's certificate changing) is a new one.
+    served = channel.probe_fingerprint.replace(":", "")[:16] or "none"
+    return f"{channel.active_certificate_id or 'none'}/{served}"
 
 
 def _renewal_finding(channel) -> Notification:
-    """`channel`: a row of _CHANNEL_FIELDS and active_expires_at."""
-    # One streak of failures is about replacing one certificate: a renewal that succeeds
-    # switches the channel to a new one, so the next streak is a new episode.
+    """`channel`: a row of _CHANNEL_FIELDS."""
     return Notification(
         institution_id=channel.institution_id,
         kind=Notification.Kind.RENEWAL_FAILING,
         channel_id=channel.pk,
         threshold=RENEWAL_FAILING,
-        episode=f"certificate-{channel.active_certificate_id or 'none'}",
+        episode=_renewal_episode(channel),
         expires_at=channel.active_expires_at,
         details={
             "name": channel.name,
@@ -355,10 +456,7 @@ def _renewal_finding(channel) -> Notification:
 
 def _probe_findings(channel, now: datetime) -> list[Notification]:
     """`channel`: a row of _CHANNEL_FIELDS."""
-    # Once per status and served certificate: the same wrong certificate seen hourly is one
-    # finding, another one served (or the channel's certificate changing) is a new one.
-    served = channel.probe_fingerprint.replace(":", "")[:16] or "none"
-    episode = f"{channel.active_certificate_id or 'none'}/{served}"
+    episode = _probe_episode(channel)
     details = {
         "name": channel.name,
         "hostname": channel.hostname,

@@ -416,6 +416,41 @@ def test_a_managed_channel_waiting_for_its_first_certificate_is_not_a_probe_prob
     assert expiry_check().recorded == 1  # an uploaded certificate that fails is one
 
 
+def test_channels_with_everything_recorded_cost_one_query(acme, channel, django_assert_num_queries):
+    """The query for channels in trouble leaves out those whose findings are recorded: its
+    episodes (in SQL) agree with those of the findings built (in Python)."""
+    no_certificate = SalesChannel.objects.create(
+        institution=acme,
+        name="Other shop",
+        hostname="other.acme.test",
+        ssl_mode=SalesChannel.SslMode.UPLOADED,
+        probe_status=ProbeStatus.FAILED,
+    )
+    SalesChannel.objects.filter(pk=channel.pk).update(
+        renewal_failures=3,
+        probe_status=ProbeStatus.MISMATCH,
+        probe_fingerprint=":".join(["AB", "CD"] * 16),
+    )
+    now = timezone.now()
+    assert notifications.findings_collect(now=now) == 3
+    assert sorted(
+        Notification.objects.filter(channel__isnull=False).values_list("channel", "episode")
+    ) == [
+        (channel.pk, f"{channel.active_certificate_id}/ABCDABCDABCDABCD"),
+        (channel.pk, f"certificate-{channel.active_certificate_id}"),
+        (no_certificate.pk, "none/none"),
+    ]
+    with django_assert_num_queries(1):
+        assert notifications._channel_findings_record(now) == 0
+    # Within the day thresholds of the wrong certificate served, the channel is looked at
+    # (read, and its findings checked against those recorded), and its finding is recorded
+    # once.
+    SalesChannel.objects.filter(pk=channel.pk).update(probe_expires_at=now + 10 * DAY)
+    assert notifications._channel_findings_record(now) == 1
+    with django_assert_num_queries(3):
+        assert notifications._channel_findings_record(now) == 0
+
+
 # --- webhooks -------------------------------------------------------------------------------
 
 
