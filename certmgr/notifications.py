@@ -296,32 +296,34 @@ def _channel_findings_record(now: datetime) -> int:
             ],
         )
         ids = [row[0] for row in cursor.fetchall()]
-    if not ids:
-        return 0
-    concerned = (
-        SalesChannel.objects.filter(pk__in=ids)
-        .annotate(active_expires_at=F("active_certificate__expires_at"))
-        .order_by()
-        .values_list(*_CHANNEL_FIELDS, named=True)
-    )
-    findings = []
-    for channel in concerned:
-        if _renewal_alert(channel):
-            findings.append(_renewal_finding(channel))
-        if _probe_alert(channel):
-            findings.extend(_probe_findings(channel, now))
-    keys = set(
-        Notification.objects.filter(channel_id__in=ids).values_list(
-            "channel_id", "threshold", "episode"
+    recorded = 0
+    for start in range(0, len(ids), BATCH_SIZE):
+        batch = ids[start : start + BATCH_SIZE]
+        concerned = (
+            SalesChannel.objects.filter(pk__in=batch)
+            .annotate(active_expires_at=F("active_certificate__expires_at"))
+            .order_by()
+            .values_list(*_CHANNEL_FIELDS, named=True)
         )
-    )
-    new = [
-        finding
-        for finding in findings
-        if (finding.channel_id, finding.threshold, finding.episode) not in keys
-    ]
-    Notification.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-    return len(new)
+        findings = []
+        for channel in concerned:
+            if _renewal_alert(channel):
+                findings.append(_renewal_finding(channel))
+            if _probe_alert(channel):
+                findings.extend(_probe_findings(channel, now))
+        keys = set(
+            Notification.objects.filter(channel_id__in=batch).values_list(
+                "channel_id", "threshold", "episode"
+            )
+        )
+        new = [
+            finding
+            for finding in findings
+            if (finding.channel_id, finding.threshold, finding.episode) not in keys
+        ]
+        Notification.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+        recorded += len(new)
+    return recorded
 
 
 def _renewal_alert(channel) -> bool:

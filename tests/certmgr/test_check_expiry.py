@@ -451,6 +451,23 @@ def test_channels_with_everything_recorded_cost_one_query(acme, channel, django_
         assert notifications._channel_findings_record(now) == 0
 
 
+def test_many_channels_in_trouble_are_recorded_in_batches(acme, monkeypatch):
+    monkeypatch.setattr(notifications, "BATCH_SIZE", 2)
+    SalesChannel.objects.bulk_create(
+        SalesChannel(
+            institution=acme,
+            name=f"Shop {index}",
+            hostname=f"shop{index}.acme.test",
+            ssl_mode=SalesChannel.SslMode.UPLOADED,
+            probe_status=ProbeStatus.FAILED,
+        )
+        for index in range(5)
+    )
+    assert notifications.findings_collect(now=timezone.now()) == 5
+    assert notifications.findings_collect(now=timezone.now()) == 0
+    assert channel_thresholds() == ["probe-failed"] * 5
+
+
 # --- webhooks -------------------------------------------------------------------------------
 
 
