@@ -742,3 +742,17 @@ def test_a_long_digest_lists_the_most_urgent_and_counts_the_rest(acme, upload, m
     assert payload["count"] == 3
     assert [finding["name"] for finding in payload["findings"]] == ["2 days", "5 days"]
     assert not Notification.objects.filter(emailed_at__isnull=True).exists()
+
+
+def test_findings_go_with_their_institution(acme, opera, upload, channel):
+    """The finding's institution has no constraint of its own in the database (its
+    certificate's and channel's hold it): deleting the institution (once its channels are,
+    which protect their certificates) takes the findings all the same."""
+    upload(acme, days_left=5)
+    upload(opera, days_left=5)
+    SalesChannel.objects.filter(pk=channel.pk).update(renewal_failures=3)
+    notifications.findings_collect(now=timezone.now())
+    assert Notification.objects.filter(institution=acme).count() == 2
+    acme.sales_channels.all().delete()
+    acme.delete()
+    assert list(Notification.objects.values_list("institution", flat=True)) == [opera.pk]
