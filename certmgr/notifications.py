@@ -201,8 +201,9 @@ def _certificate_findings_record(now: datetime) -> int:
 
     The database does it all in one INSERT ... SELECT ... ON CONFLICT DO NOTHING: nothing
     travels through Python, nothing is written to the certificates, and the unique key of
-    the findings skips what is recorded already. The statement is written out, not built
-    with the ORM: it runs hourly, and compiling it cost more than a third of a run.
+    the findings skips what is recorded already. The statement is written out: building
+    and compiling it with the ORM took 1.5 ms of every run, a quarter of the raw count that
+    bench/expiry.py measures check_expiry against.
     """
     mark = ExpiryCheck.objects.filter(pk=1).values_list("checked_until", flat=True).first()
     adapt = connection.ops.adapt_datetimefield_value
@@ -347,8 +348,9 @@ def _channels_concerned_sql(vendor: str) -> str:
     probe problem (_probe_alert) whose episode has no finding, and those serving a wrong
     certificate within the furthest day threshold (its thresholds are worked out in Python:
     looked at on every run while it lasts). Written out, like the certificates' INSERT:
-    compiling it with the ORM cost ten times running it. Its parameters: managed, the alert
-    count, the renewal threshold name, the probe problems, managed, mismatch, the horizon.
+    building and compiling it with the ORM took ten times what the database takes to run it.
+    Its parameters: managed, the alert count, the renewal threshold name, the probe problems,
+    managed, mismatch, the horizon.
 
     The episodes are those of _renewal_episode and _probe_episode, in SQL (a test holds them
     together): CAST AS TEXT, || and SUBSTR mean the same in SQLite and PostgreSQL."""
