@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import logging
 import socket
 import time
@@ -44,9 +45,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-import requests
+import certifi
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
@@ -62,6 +63,15 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
+from urllib3.exceptions import (
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    SSLError,
+)
+from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+from urllib3.util import make_headers
 
 from acme_client.renewal import renewal_due_at
 from institutions.models import Institution, Membership
@@ -970,67 +980,108 @@ def webhook_address_refusal(url: str, *, resolve: bool) -> str:
     every address the host name resolves to is checked (at send time); without, only a
     literal address or "localhost" (when the form is saved: the name may not resolve there).
     """
-    if settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE:
-        return ""
+    return _webhook_addresses(url, resolve=resolve)[0]
+
+
+def _webhook_addresses(url: str, *, resolve: bool) -> tuple[str, list[str]]:
+    """(why `url` is refused or "", the addresses checked: those to connect to)."""
     parsed = urlsplit(url)
     host = (parsed.hostname or "").rstrip(".").lower()
     if parsed.scheme not in ("http", "https") or not host:
-        return "not an http(s) URL"
-    if host == "localhost" or host.endswith(".localhost"):
-        return f"{host} is this machine"
+        return "not an http(s) URL", []
+    allow_private = settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE
+    if not allow_private and (host == "localhost" or host.endswith(".localhost")):
+        return f"{host} is this machine", []
     try:
-        addresses = {ipaddress.ip_address(host)}
+        addresses = [ipaddress.ip_address(host)]
     except ValueError:
         if not resolve:
-            return ""
+            return "", []
         try:
             found = socket.getaddrinfo(host, parsed.port or 443, proto=socket.IPPROTO_TCP)
         except OSError:
-            return ""  # the POST fails on its own, with "could not connect"
-        addresses = {ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in found}
+            return "", []  # the POST fails on its own, with "could not connect"
+        addresses = list(
+            dict.fromkeys(ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in found)
+        )
     internal = sorted(str(address) for address in addresses if not address.is_global)
-    if internal:
-        return f"{host} is an internal address ({', '.join(internal)}), refused"
-    return ""
+    if internal and not allow_private:
+        return f"{host} is an internal address ({', '.join(internal)}), refused", []
+    return "", [str(address) for address in addresses]
 
 
 def webhook_post(url: str, payload: dict) -> str:
     """POST `payload` as JSON, with WEBHOOK_ATTEMPTS tries; "" when delivered, else why not.
 
     A 4xx answer (other than 429) is final. The URL is not repeated in the error: chat tools
-    put their secret in it. Internal addresses are refused (webhook_address_refusal); a name
-    that resolves elsewhere between the check and the POST is not caught (redirects are not
-    followed, though).
+    put their secret in it. Internal addresses are refused (webhook_address_refusal), and the
+    POST goes to the very address that was checked (a name answering differently the second
+    time, DNS rebinding, changes nothing); redirects are not followed.
     """
-    refusal = webhook_address_refusal(url, resolve=True)
-    if refusal:
-        return refusal
+    body = json.dumps(payload).encode()
     error = ""
     for attempt in range(WEBHOOK_ATTEMPTS):
         if attempt:
             time.sleep(WEBHOOK_BACKOFF[min(attempt, len(WEBHOOK_BACKOFF)) - 1])
-        try:
-            response = requests.post(
-                url,
-                json=payload,
-                timeout=WEBHOOK_TIMEOUT,
-                allow_redirects=False,
-                headers={"User-Agent": "certmgr"},
-            )
-        except requests.Timeout:
-            error = f"no answer within {WEBHOOK_TIMEOUT:g} s"
+        refusal, addresses = _webhook_addresses(url, resolve=True)
+        if refusal:
+            return refusal
+        if not addresses:
+            error = "could not connect"  # the name does not resolve
             continue
-        except requests.ConnectionError:
+        try:
+            status = _webhook_post_to(url, addresses[0], body)
+        except NewConnectionError:
             error = "could not connect"
             continue
-        except requests.RequestException as exception:
+        except Urllib3TimeoutError:
+            error = f"no answer within {WEBHOOK_TIMEOUT:g} s"
+            continue
+        except (SSLError, ProtocolError):
+            error = "could not connect"
+            continue
+        except HTTPError as exception:
             return f"request failed ({exception.__class__.__name__})"
-        if response.status_code < 300:
+        if status < 300:
             return ""
-        error = f"HTTP {response.status_code}"
-        if response.status_code < 500 and response.status_code != 429:
+        error = f"HTTP {status}"
+        if status < 500 and status != 429:
             break
     return f"{error} after {_plural(attempt + 1, 'attempt')}"
+
+
+def _webhook_post_to(url: str, address: str, body: bytes) -> int:
+    """POST `body` to `url` at `address` (the host's name still given as Host, and checked
+    against its TLS certificate); returns the HTTP status."""
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").rstrip(".")
+    headers = {
+        "Host": parsed.netloc.rpartition("@")[2],
+        "Content-Type": "application/json",
+        "User-Agent": "certmgr",
+    }
+    if parsed.username is not None:
+        credentials = f"{unquote(parsed.username)}:{unquote(parsed.password or '')}"
+        headers.update(make_headers(basic_auth=credentials))
+    options = {"timeout": Timeout(connect=WEBHOOK_TIMEOUT, read=WEBHOOK_TIMEOUT), "retries": False}
+    if parsed.scheme == "https":
+        pool = HTTPSConnectionPool(
+            address,
+            parsed.port or 443,
+            server_hostname=host,
+            assert_hostname=host,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+            **options,
+        )
+    else:
+        pool = HTTPConnectionPool(address, parsed.port or 80, **options)
+    target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    with pool:
+        response = pool.urlopen(
+            "POST", target, body=body, headers=headers, redirect=False, assert_same_host=False
+        )
+        return response.status
 
 
 # --- platform staff -----------------------------------------------------------------------

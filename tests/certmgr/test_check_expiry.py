@@ -5,23 +5,26 @@ that sends through a real SMTP server (aiosmtpd on loopback). Webhooks are poste
 HTTP server in a thread.
 """
 
+import base64
 import email
 import email.policy
 import json
 import socket
+import ssl
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from io import StringIO
 from smtplib import SMTPException
 
+import certifi
 import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from certmgr import notifications, services
+from certmgr import demo_pki, notifications, services
 from certmgr.bundle import BundleResult
 from certmgr.models import Certificate, Notification
 from certmgr.notifications import expiry_check
@@ -478,12 +481,14 @@ class WebhookServer:
     def __init__(self, statuses=(200,)):
         self.statuses = list(statuses)
         self.bodies = []
+        self.requests = []  # (path, headers)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers["Content-Length"])
                 owner.bodies.append(json.loads(self.rfile.read(length)))
+                owner.requests.append((self.path, self.headers))
                 status = owner.statuses.pop(0) if len(owner.statuses) > 1 else owner.statuses[0]
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -555,6 +560,90 @@ def test_webhook_addresses_are_checked_when_posting(
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     assert notifications.webhook_address_refusal(url, resolve=True).startswith(refused)
+
+
+def test_a_webhook_name_answering_otherwise_the_second_time_is_not_followed(settings, monkeypatch):
+    """DNS rebinding: the name resolves to a public address when checked, then to loopback.
+    The POST goes to the address checked, never to the internal service."""
+    settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE = False
+    monkeypatch.setattr(notifications, "WEBHOOK_TIMEOUT", 0.5)
+    real_getaddrinfo = socket.getaddrinfo
+    answers = {"hooks.rebind.test": ["93.184.215.14"]}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in answers:
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        address = answers[host][0]
+        answers[host] = ["127.0.0.1"]  # what it answers from now on
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    connected = []
+
+    def create_connection(address, *args, **kwargs):
+        connected.append(address[0])
+        raise ConnectionRefusedError("not reachable from the tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr("urllib3.util.connection.create_connection", create_connection)
+    with WebhookServer() as hook:
+        url = f"http://hooks.rebind.test:{hook.server.server_port}/hook"
+        error = notifications.webhook_post(url, {"text": "hello"})
+    assert hook.bodies == []
+    assert connected == ["93.184.215.14"]  # the address checked, and nothing else
+    # The next attempt resolves again, and is refused.
+    assert error == "hooks.rebind.test is an internal address (127.0.0.1), refused"
+
+
+def chat_on_loopback(monkeypatch):
+    """chat.example.test resolves to 127.0.0.1 (where the test's webhook server listens)."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "chat.example.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_the_webhook_post_names_its_host_and_passes_credentials(monkeypatch):
+    """Posted to the address resolved, with the URL's host name, port, path, query and
+    credentials as typed."""
+    chat_on_loopback(monkeypatch)
+    with WebhookServer() as hook:
+        port = hook.server.server_port
+        url = f"http://bot:s%40cret@chat.example.test:{port}/hooks/T000?channel=ops"
+        assert notifications.webhook_post(url, {"text": "hello"}) == ""
+    ((path, headers),) = hook.requests
+    assert path == "/hooks/T000?channel=ops"
+    assert headers["Host"] == f"chat.example.test:{port}"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"bot:s@cret").decode()
+    assert headers["Content-Type"] == "application/json"
+    assert hook.bodies == [{"text": "hello"}]
+
+
+@pytest.mark.parametrize(
+    ("served_for", "error"),
+    [("chat.example.test", ""), ("other.example.test", "could not connect after 3 attempts")],
+)
+def test_an_https_webhook_is_checked_against_its_host_name(
+    pki, tmp_path, monkeypatch, served_for, error
+):
+    """Connected to the address resolved, the TLS certificate is still checked against the
+    URL's host name (and the CA bundle: here the test CA stands in for certifi's)."""
+    leaf = demo_pki.leaf_create(issuer=pki["root"], hostnames=[served_for])
+    (tmp_path / "server.pem").write_bytes(leaf.certificate_pem + leaf.key_pem)
+    (tmp_path / "ca.pem").write_bytes(pki["root"].certificate_pem)
+    monkeypatch.setattr(certifi, "where", lambda: str(tmp_path / "ca.pem"))
+    chat_on_loopback(monkeypatch)
+    hook = WebhookServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.pem")
+    hook.server.socket = context.wrap_socket(hook.server.socket, server_side=True)
+    with hook:
+        url = f"https://chat.example.test:{hook.server.server_port}/hook"
+        assert notifications.webhook_post(url, {"text": "hello"}) == error
+    assert hook.bodies == ([] if error else [{"text": "hello"}])
 
 
 def test_the_webhook_gets_the_findings_as_json(acme, upload):
