@@ -3,8 +3,8 @@
 Every file of the cryptography-vectors package's x509/, pkcs12/, pkcs7/ and asymmetric/
 folders (installed by the dev extra, never copied into this repository), and mutations of
 valid files made at run time, go through the real views in every role: as the certificate,
-as the key and as the chain of an SSL upload, as an Apple Pay .p12, and as the Apple Pay
-identity proof. For each upload:
+as the key and as the chain of an SSL upload, as an Apple Pay .p12, as the certificate Apple
+returns for a CSR made here, and as the Apple Pay identity proof. For each upload:
 
 * no server error: the test client re-raises whatever a view raises, and nothing catches it;
 * a refusal is a form error on the field of the file that caused it (or on the passphrase,
@@ -38,7 +38,7 @@ from django.db import connection
 from django.test import RequestFactory
 from django.urls import reverse
 
-from certmgr import demo_pki, encryption
+from certmgr import demo_pki, encryption, services
 from certmgr.bundle import (
     EXPLICIT_CURVE_MESSAGE,
     KEY_UNSUPPORTED_MESSAGE,
@@ -49,7 +49,7 @@ from certmgr.bundle import (
     UNEXPECTED_FAILURE_MESSAGE,
     UNREADABLE_MESSAGE,
 )
-from certmgr.models import Certificate
+from certmgr.models import Certificate, CertificateRequest
 from certmgr.upload_limits import RequestBodyLimitMiddleware
 from tests.support import errors_of, require_program, upload
 
@@ -59,7 +59,7 @@ CORPUS_ROOT = Path(cryptography_vectors.__file__).parent
 CORPUS_FOLDERS = ("x509", "pkcs12", "pkcs7", "asymmetric")
 # The password of every protected PKCS#12 file in cryptography-vectors.
 CORPUS_PKCS12_PASSWORD = "cryptography"
-CORPUS_ROLES = ("certificate", "key", "chain", "p12")
+CORPUS_ROLES = ("certificate", "key", "chain", "p12", "request complete")
 UPLOAD_SECONDS_MAX = 5.0
 MERCHANT = "merchant.test.hostile"
 TOO_LARGE_PAGE_TITLE = "Upload too large"
@@ -84,8 +84,9 @@ class Role:
     post_data: Callable[[bytes, str], dict]
 
 
-def roles_make(institution, valid: demo_pki.Issued) -> list[Role]:
-    """The five roles, around a valid certificate and key for the other fields."""
+def roles_make(institution, valid: demo_pki.Issued, request: CertificateRequest) -> list[Role]:
+    """The six roles, around a valid certificate and key for the other fields, and a
+    pending CSR (`request`) for Apple's answer."""
     base = {"institution": institution.pk, "name": "hostile"}
     expiry = (date.today() + timedelta(days=90)).isoformat()
     return [
@@ -126,6 +127,12 @@ def roles_make(institution, valid: demo_pki.Issued) -> list[Role]:
                 "certificate": upload(f"{Path(name).stem}.p12", data),
                 "passphrase": CORPUS_PKCS12_PASSWORD,
             },
+        ),
+        Role(
+            "request complete",
+            reverse("certificate_request_complete", args=[request.pk]),
+            frozenset({"certificate"}),
+            lambda data, name: {"certificate": upload(name, data)},
         ),
         Role(
             "identity proof",
@@ -215,8 +222,15 @@ def valid(pki):
 
 
 @pytest.fixture
-def uploads(as_alice, acme, valid):
-    return Uploads(client=as_alice, roles=roles_make(acme, valid))
+def uploads(as_alice, alice, acme, valid):
+    request = services.certificate_request_create(
+        institution=acme,
+        kind=CertificateRequest.Kind.APPLE_MERCHANT_IDENTITY,
+        merchant_identifier=MERCHANT,
+        name="hostile request",
+        actor=alice,
+    )
+    return Uploads(client=as_alice, roles=roles_make(acme, valid, request))
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -250,7 +264,7 @@ def test_the_corpus_is_the_installed_package_not_a_copy():
 def test_every_corpus_file_in_every_role_is_answered_without_error(uploads, folder):
     files = [path for path in corpus_files() if path.relative_to(CORPUS_ROOT).parts[0] == folder]
     assert files
-    # The four roles the corpus is for; the identity proof takes any bytes and checks little,
+    # The roles the corpus is for; the identity proof takes any bytes and checks little,
     # so the corpus would only add minutes there (the mutations below do go through it).
     roles = [role for role in uploads.roles if role.name in CORPUS_ROLES]
     for path in files:
