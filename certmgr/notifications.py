@@ -1030,7 +1030,7 @@ def webhook_post(url: str, payload: dict) -> str:
             error = "could not connect"  # the name does not resolve
             continue
         try:
-            status = _webhook_post_to(url, addresses[0], body)
+            status = _webhook_post_to_any(url, addresses, body)
         except NewConnectionError:
             error = "could not connect"
             continue
@@ -1048,6 +1048,17 @@ def webhook_post(url: str, payload: dict) -> str:
         if status < 500 and status != 429:
             break
     return f"{error} after {_plural(attempt + 1, 'attempt')}"
+
+
+def _webhook_post_to_any(url: str, addresses: list[str], body: bytes) -> int:
+    """POST to the first of `addresses` that accepts the connection, in the resolver's order
+    (an unreachable IPv6 address falls back to IPv4, as a plain connection would)."""
+    for address in addresses[:-1]:
+        try:
+            return _webhook_post_to(url, address, body)
+        except NewConnectionError:
+            continue
+    return _webhook_post_to(url, addresses[-1], body)
 
 
 def _webhook_post_to(url: str, address: str, body: bytes) -> int:

@@ -622,6 +622,28 @@ def test_the_webhook_post_names_its_host_and_passes_credentials(monkeypatch):
     assert hook.bodies == [{"text": "hello"}]
 
 
+def test_a_webhook_host_with_several_addresses_gets_the_first_that_answers(monkeypatch):
+    """An address that refuses the connection (say, an IPv6 route that is down) falls back
+    to the next one the name resolves to, all of them checked."""
+    real_getaddrinfo = socket.getaddrinfo
+    with WebhookServer() as hook:
+        port = hook.server.server_port
+
+        def getaddrinfo(host, port_, *args, **kwargs):
+            if host == "chat.example.test":
+                return [
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port_)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port_)),
+                ]
+            return real_getaddrinfo(host, port_, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        # The server listens on 127.0.0.1 only: 127.0.0.2 refuses the connection.
+        url = f"http://chat.example.test:{port}/hook"
+        assert notifications.webhook_post(url, {"text": "hello"}) == ""
+    assert hook.bodies == [{"text": "hello"}]
+
+
 @pytest.mark.parametrize(
     ("served_for", "error"),
     [("chat.example.test", ""), ("other.example.test", "could not connect after 3 attempts")],
