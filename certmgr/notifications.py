@@ -989,6 +989,10 @@ def _webhook_addresses(url: str, *, resolve: bool) -> tuple[str, list[str]]:
     host = (parsed.hostname or "").rstrip(".").lower()
     if parsed.scheme not in ("http", "https") or not host:
         return "not an http(s) URL", []
+    try:
+        parsed.port  # noqa: B018 (it raises for a port out of range)
+    except ValueError:
+        return "the port is not a valid one", []
     allow_private = settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE
     if not allow_private and (host == "localhost" or host.endswith(".localhost")):
         return f"{host} is this machine", []
@@ -1088,9 +1092,15 @@ def _webhook_post_to(url: str, address: str, body: bytes) -> int:
     else:
         pool = HTTPConnectionPool(address, parsed.port or 80, **options)
     target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
-    with pool:
+    with pool:  # closed without reading the answer's body: only its status matters
         response = pool.urlopen(
-            "POST", target, body=body, headers=headers, redirect=False, assert_same_host=False
+            "POST",
+            target,
+            body=body,
+            headers=headers,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
         )
         return response.status
 

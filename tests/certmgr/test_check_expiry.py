@@ -543,6 +543,7 @@ def test_a_webhook_to_an_internal_address_is_not_posted(acme, upload, settings):
         ("http://169.254.169.254/latest/meta-data", [], "169.254.169.254 is an internal"),
         ("http://[::1]:8000/hook", [], "::1 is an internal"),
         ("http://localhost:8000/hook", [], "localhost is this machine"),
+        ("https://chat.example.com:99999/hook", [], "the port is not a valid one"),
         ("https://no-such-host.test/x", None, ""),  # the POST fails on its own
     ],
 )
@@ -620,6 +621,36 @@ def test_the_webhook_post_names_its_host_and_passes_credentials(monkeypatch):
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"bot:s@cret").decode()
     assert headers["Content-Type"] == "application/json"
     assert hook.bodies == [{"text": "hello"}]
+
+
+def test_the_answer_of_a_webhook_is_not_read(monkeypatch):
+    """Only the status counts: an answer announcing a huge body that never comes does not
+    hold the worker (nor would a huge one fill its memory)."""
+    monkeypatch.setattr(notifications, "WEBHOOK_TIMEOUT", 2.0)
+    done = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(100_000_000))
+            self.end_headers()
+            self.wfile.flush()
+            done.wait(10)  # the body never comes
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        assert notifications.webhook_post(url, {"text": "hello"}) == ""
+    finally:
+        done.set()
+        thread.join(5)
+        server.server_close()
 
 
 def test_a_webhook_host_with_several_addresses_gets_the_first_that_answers(monkeypatch):
