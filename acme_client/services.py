@@ -176,10 +176,7 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     event_log(
         logger,
         "acme_order_started",
-        "channel %s (%s): ACME order %s started",
-        channel_id,
-        channel.hostname,
-        order.pk,
+        "channel {channel_id} ({hostname}): ACME order {order_id} started",
         hostname=channel.hostname,
         **ids,
     )
@@ -222,12 +219,9 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     event_log(
         logger,
         "acme_certificate_renewed" if renewed else "acme_certificate_issued",
-        "channel %s (%s): certificate %s %s, expires %s",
-        channel_id,
-        channel.hostname,
-        certificate.pk,
-        "renewed" if renewed else "issued",
-        certificate.expires_at.isoformat(),
+        "channel {channel_id} ({hostname}): certificate {certificate_id} {outcome}, expires"
+        " {expires_at}",
+        shown={"outcome": "renewed" if renewed else "issued"},
         hostname=channel.hostname,
         certificate_id=certificate.pk,
         replaces_id=previous.pk if previous is not None else None,

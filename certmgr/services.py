@@ -25,13 +25,17 @@ from .notifications import certificate_thresholds_drop, certificate_thresholds_s
 logger = logging.getLogger(__name__)
 
 
-def event_log(log: logging.Logger, event: str, message: str, *args, **fields) -> None:
+def event_log(
+    log: logging.Logger, event: str, message: str, *, shown: dict | None = None, **fields
+) -> None:
     """Log one significant event, once the current transaction commits (at once outside one),
-    so that a rolled-back write is never reported: `message` for people, `event` and the ids
-    in `fields` (certificate_id, channel_id, institution_id, order_id...) as fields for JSON
-    logs. Never pass key material, passphrases or tokens."""
+    so that a rolled-back write is never reported: `event` and `fields` (certificate_id,
+    channel_id, institution_id, order_id...) as fields for JSON logs, and `message` for
+    people, a str.format template over the fields and `shown` (words for people only, e.g.
+    "on"/"off"). Never pass key material, passphrases or tokens."""
+    text = message.format_map({**fields, **(shown or {})})
     extra = {"event": event, **fields}
-    transaction.on_commit(lambda: log.info(message, *args, extra=extra))
+    transaction.on_commit(lambda: log.info(text, extra=extra))
 
 
 def _actor_id(actor) -> int | None:
@@ -142,12 +146,8 @@ def certificate_upload(
     event_log(
         logger,
         "certificate_uploaded",
-        "certificate %s stored for institution %s (%s, %s), expires %s",
-        certificate.pk,
-        institution.pk,
-        certificate.kind,
-        certificate.source,
-        certificate.expires_at.isoformat(),
+        "certificate {certificate_id} stored for institution {institution_id} ({kind}, {source}),"
+        " expires {expires_at}",
         certificate_id=certificate.pk,
         institution_id=institution.pk,
         kind=certificate.kind,
@@ -271,11 +271,8 @@ def certificate_request_create(
     event_log(
         logger,
         "certificate_request_created",
-        "certificate request %s created for institution %s (%s, %s)",
-        request.pk,
-        institution.pk,
-        kind,
-        merchant_identifier,
+        "certificate request {request_id} created for institution {institution_id} ({kind},"
+        " {merchant_identifier})",
         request_id=request.pk,
         institution_id=institution.pk,
         kind=kind,
@@ -322,9 +319,7 @@ def certificate_request_complete(
     event_log(
         logger,
         "certificate_request_completed",
-        "certificate request %s completed with certificate %s",
-        locked.pk,
-        certificate.pk,
+        "certificate request {request_id} completed with certificate {certificate_id}",
         request_id=locked.pk,
         certificate_id=certificate.pk,
         institution_id=locked.institution_id,
@@ -370,9 +365,7 @@ def certificate_delete(*, certificate: Certificate, actor) -> None:
     event_log(
         logger,
         "certificate_deleted",
-        "certificate %s of institution %s deleted",
-        certificate.pk,
-        certificate.institution_id,
+        "certificate {certificate_id} of institution {institution_id} deleted",
         certificate_id=certificate.pk,
         institution_id=certificate.institution_id,
         actor_id=_actor_id(actor),

@@ -39,10 +39,8 @@ def institution_notifications_update(
     event_log(
         logger,
         "institution_notifications_updated",
-        "institution %s: digests to %s address(es), webhook %s",
-        institution.pk,
-        len(institution.notification_email_list),
-        "set" if webhook_url else "none",
+        "institution {institution_id}: digests to {addresses} address(es), webhook {webhook_set}",
+        shown={"webhook_set": "set" if webhook_url else "none"},
         institution_id=institution.pk,
         addresses=len(institution.notification_email_list),
         webhook=bool(webhook_url),  # never the URL: it often carries a secret

@@ -228,14 +228,18 @@ def test_log_format_json_in_the_environment_makes_every_line_json(tmp_path):
         "'certificate %s stored', 7, extra={'event': 'certificate_uploaded', "
         "'certificate_id': 7, 'institution_id': 3})"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=_django_process_env(tmp_path, LOG_FORMAT="json"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def run(log_format: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO_ROOT,
+            env=_django_process_env(tmp_path, LOG_FORMAT=log_format),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = run("json")
     assert result.returncode == 0, result.stderr
     entries = [json.loads(line) for line in result.stderr.splitlines()]
     [event] = [entry for entry in entries if entry.get("event") == "certificate_uploaded"]
@@ -243,24 +247,10 @@ def test_log_format_json_in_the_environment_makes_every_line_json(tmp_path):
     assert (event["certificate_id"], event["institution_id"]) == (7, 3)
     assert event["levelname"] == "INFO" and event["asctime"]
 
-    plain = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=_django_process_env(tmp_path, LOG_FORMAT="plain"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    plain = run("plain")
     assert "INFO certmgr.services certificate 7 stored" in plain.stderr
 
-    wrong = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=_django_process_env(tmp_path, LOG_FORMAT="xml"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    wrong = run("xml")
     assert wrong.returncode != 0
     assert "LOG_FORMAT must be plain or json, not 'xml'" in wrong.stderr
 
