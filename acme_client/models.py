@@ -54,7 +54,11 @@ class AcmeOrder(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     certificate = models.ForeignKey(
-        "certmgr.Certificate", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "certificates.Certificate",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -28,17 +28,19 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from certmgr import encryption
-from certmgr.bundle import certificate_bundle_parse
-from certmgr.models import AuditEvent, Certificate
-from certmgr.services import audit_record, certificate_upload, event_log
+from certificates.bundle import certificate_bundle_parse
+from certificates.models import Certificate
+from certificates.renewal import failure_backoff, renewal_due_at
+from certificates.services import certificate_upload
+from core import encryption
+from core.audit import audit_record, event_log
+from core.models import AuditEvent
 from saleschannels import edge
 from saleschannels.models import SalesChannel
 from saleschannels.services import probe_after_deploy
 
 from . import protocol
 from .models import AcmeAccount, AcmeChallenge, AcmeOrder
-from .renewal import failure_backoff, renewal_due_at
 
 logger = logging.getLogger(__name__)
 
@@ -353,19 +355,3 @@ def channels_renew_due(*, now: datetime | None = None, queue) -> int:
             extra={"event": "acme_renewals_queued", "queued": queued},
         )
     return queued
-
-
-def channel_issuance_queue(*, channel: SalesChannel, due_only: bool = False) -> bool:
-    """Claim a managed channel and queue its issuance once the transaction commits.
-
-    Returns False when a worker already holds the channel (an issuance is in progress) or,
-    with due_only, when the channel is not due (any more): a scheduler claimed it first and
-    its certificate is already issued, so ordering again would get it a second one.
-    """
-    from .tasks import issue_certificate
-
-    claim = channel_issuance_claim(channel_id=channel.pk, due_only=due_only)
-    if claim is None:
-        return False
-    transaction.on_commit(lambda: issue_certificate.delay(channel.pk, claim))
-    return True

@@ -1,8 +1,26 @@
-"""The HTTP-01 answer: GET /.well-known/acme-challenge/<token> on a sales channel's host."""
+"""Pages that start issuance, and the HTTP-01 answer.
 
+- SSL Management of a sales channel (managed, uploaded or none) and *Renew now*: loaded
+  through saleschannels.selectors.channel_for_user (another institution's channel is a 404),
+  writes need the manager role (403), then one call to scheduling.
+- GET /.well-known/acme-challenge/<token> on a sales channel's host.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from institutions.models import user_can_manage
+from institutions.permissions import require_manager
+from saleschannels.forms import ChannelSslForm
+from saleschannels.models import SalesChannel
+from saleschannels.selectors import channel_for_user
+from saleschannels.views import report_deployment
+
+from . import scheduling
 from .services import challenge_answer
 
 
@@ -16,3 +34,49 @@ def acme_challenge(request, token: str):
     if key_authorization is None:
         raise Http404("No such challenge.")
     return HttpResponse(key_authorization, content_type="text/plain")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_ssl(request, pk: int):
+    """SSL Management: managed by the platform, an uploaded certificate, or none."""
+    channel = channel_for_user(request.user, pk)
+    can_manage = user_can_manage(request.user, channel.institution)
+    if request.method == "POST":
+        require_manager(request.user, channel.institution, to="change SSL management")
+    now = timezone.now()
+    initial = {"mode": channel.ssl_mode, "certificate": channel.certificate_id}
+    form = ChannelSslForm(request.POST or None, initial=initial, channel=channel, now=now)
+    if request.method == "POST" and form.is_valid():
+        mode = form.cleaned_data["mode"]
+        if report_deployment(
+            request,
+            lambda: scheduling.channel_ssl_mode_choose(
+                channel=channel,
+                mode=mode,
+                certificate=form.cleaned_data["certificate"],
+                actor=request.user,
+            ),
+        ):
+            messages.success(request, f"SSL management of {channel.hostname} saved.")
+        return redirect(channel)
+    return render(
+        request,
+        "saleschannels/ssl.html",
+        {"channel": channel, "form": form, "can_manage": can_manage, "now": now},
+    )
+
+
+@login_required
+@require_POST
+def channel_renew(request, pk: int):
+    """Renew now (managed channels): queue an issuance, skipping the schedule and backoff."""
+    channel = channel_for_user(request.user, pk)
+    require_manager(request.user, channel.institution, to="renew")
+    if channel.ssl_mode != SalesChannel.SslMode.MANAGED:
+        messages.error(request, "Only a managed sales channel is renewed by the platform.")
+    elif scheduling.channel_renew_now(channel=channel, actor=request.user):
+        messages.success(request, f"Renewal of {channel.hostname} queued.")
+    else:
+        messages.info(request, f"A renewal of {channel.hostname} is already in progress.")
+    return redirect(channel)

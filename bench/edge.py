@@ -47,8 +47,9 @@ from django.db import connection, connections  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from certmgr import demo_pki, encryption  # noqa: E402
-from certmgr.models import Certificate  # noqa: E402
+from certificates.models import Certificate  # noqa: E402
+from certmgr import demo_pki  # noqa: E402
+from core import encryption  # noqa: E402
 from institutions.models import Institution  # noqa: E402
 from saleschannels.edge import EdgeChange, edge_sync  # noqa: E402
 from saleschannels.models import SalesChannel  # noqa: E402

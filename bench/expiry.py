@@ -60,14 +60,13 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from certmgr.models import Certificate, ExpiryThreshold, Notification  # noqa: E402
-from certmgr.notifications import (  # noqa: E402
-    certificate_thresholds,
-    findings_collect,
-    findings_deliver,
-)
-from certmgr.thresholds import thresholds_due  # noqa: E402
+from certificates.models import Certificate, ExpiryThreshold  # noqa: E402
+from certificates.threshold_store import certificate_thresholds  # noqa: E402
+from certificates.thresholds import thresholds_due  # noqa: E402
 from institutions.models import Institution  # noqa: E402
+from monitoring.delivery import findings_deliver  # noqa: E402
+from monitoring.findings import findings_collect  # noqa: E402
+from monitoring.models import Notification  # noqa: E402
 from saleschannels.models import SalesChannel  # noqa: E402
 
 

@@ -88,8 +88,8 @@ from django.utils import timezone  # noqa: E402
 from acme_client.models import AcmeOrder  # noqa: E402
 from acme_client.services import channel_issuance_claim  # noqa: E402
 from acme_client.tasks import issue_certificate  # noqa: E402
+from certificates.models import Certificate  # noqa: E402
 from certmgr.celery import app as celery_app  # noqa: E402
-from certmgr.models import Certificate  # noqa: E402
 from institutions.models import Institution  # noqa: E402
 from saleschannels.models import SalesChannel  # noqa: E402
 from tests.celery_worker import celery_worker_run  # noqa: E402

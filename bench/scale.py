@@ -41,7 +41,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from certmgr.models import Certificate  # noqa: E402
+from certificates.models import Certificate  # noqa: E402
 from institutions.models import Institution, Membership  # noqa: E402
 
 PAGES = {

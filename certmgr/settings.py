@@ -96,7 +96,7 @@ CERTMGR_METRICS_TOKEN = env("CERTMGR_METRICS_TOKEN", default="")
 CERTMGR_WARNING_DAYS = env.int("CERTMGR_WARNING_DAYS", default=30)
 CERTMGR_CRITICAL_DAYS = env.int("CERTMGR_CRITICAL_DAYS", default=7)
 
-# Expiry monitoring (certmgr/notifications.py): warnings this many days before expiry, or at
+# Expiry monitoring (monitoring/): warnings this many days before expiry, or at
 # 1/2 and 1/4 of the lifetime for certificates living under CERTMGR_SHORT_LIVED_DAYS days.
 CERTMGR_NOTIFY_DAYS = env.list("CERTMGR_NOTIFY_DAYS", cast=int, default=[30, 14, 7, 3, 1, 0])
 CERTMGR_SHORT_LIVED_DAYS = env.int("CERTMGR_SHORT_LIVED_DAYS", default=60)
@@ -133,10 +133,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "csp",
-    "certmgr",
+    # Bottom to top: each app imports only from those above it in this list (README, "Layout").
+    "core",
     "institutions",
+    "certificates",
     "saleschannels",
     "acme_client",
+    "monitoring",
+    "certmgr",
 ]
 
 MIDDLEWARE = [
@@ -152,7 +156,7 @@ MIDDLEWARE = [
     "certmgr.upload_limits.RequestBodyLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "certmgr.middleware.CertificateAlertMiddleware",
+    "monitoring.middleware.CertificateAlertMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -169,7 +173,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "certmgr.context_processors.certificate_alerts",
+                "monitoring.context_processors.certificate_alerts",
             ],
         },
     },
@@ -220,7 +224,7 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 
 # Uploaded certificate files are small: the upload forms refuse a file over 64 KiB
-# (certmgr.bundle.MAX_FILE_BYTES) on its own field. A request body over
+# (certificates.bundle.MAX_FILE_BYTES) on its own field. A request body over
 # CERTMGR_REQUEST_BODY_MAX_BYTES is answered 413 before anything reads it
 # (certmgr.upload_limits); below it, uploaded files stay in memory (never a temporary file)
 # and the other fields are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE. The edge proxy's own
@@ -332,12 +336,15 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "renew-due": {"task": "acme_client.tasks.renew_due", "schedule": CERTMGR_RENEW_INTERVAL},
     "check-expiry": {
-        "task": "certmgr.tasks.check_expiry",
+        "task": "monitoring.tasks.check_expiry",
         "schedule": CERTMGR_CHECK_EXPIRY_INTERVAL,
     },
-    "probe-channels": {"task": "certmgr.tasks.probe_channels", "schedule": CERTMGR_PROBE_INTERVAL},
+    "probe-channels": {
+        "task": "saleschannels.tasks.probe_channels",
+        "schedule": CERTMGR_PROBE_INTERVAL,
+    },
     "staff-summary": {
-        "task": "certmgr.tasks.staff_summary",
+        "task": "monitoring.tasks.staff_summary",
         "schedule": crontab(minute=0, hour=CERTMGR_STAFF_SUMMARY_HOUR),
     },
 }

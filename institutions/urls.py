@@ -4,9 +4,4 @@ from . import views
 
 urlpatterns = [
     path("", views.institution_list, name="institution_list"),
-    path(
-        "<slug:slug>/notifications/",
-        views.institution_notifications,
-        name="institution_notifications",
-    ),
 ]

@@ -42,7 +42,7 @@ from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db.models import QuerySet
 
-from certmgr.models import Certificate
+from certificates.models import Certificate
 
 from .models import SalesChannel
 

@@ -2,16 +2,13 @@
 
 from django import forms
 
-from certmgr.models import Certificate
+from certificates.models import Certificate
+from certificates.selectors import identity_proofs_valid
 from institutions.models import Institution
 
 from .hostnames import HostnameError, hostname_normalize
 from .models import SalesChannel
-from .selectors import (
-    certificate_unusable_reason,
-    channel_certificate_choices,
-    identity_proofs_valid,
-)
+from .selectors import certificate_unusable_reason, channel_certificate_choices
 
 
 class ChannelForm(forms.Form):

@@ -3,7 +3,7 @@
 from django.db import models
 from django.urls import reverse
 
-from certmgr.apple import WELL_KNOWN_PATH as APPLE_WELL_KNOWN_PATH
+from certificates.apple import WELL_KNOWN_PATH as APPLE_WELL_KNOWN_PATH
 from institutions.models import visible_institution_ids
 
 
@@ -38,7 +38,7 @@ class SalesChannel(models.Model):
     ssl_mode = models.CharField(max_length=10, choices=SslMode.choices, default=SslMode.NONE)
     # The uploaded certificate chosen by an operator (ssl_mode == uploaded).
     certificate = models.ForeignKey(
-        "certmgr.Certificate",
+        "certificates.Certificate",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -46,7 +46,7 @@ class SalesChannel(models.Model):
     )
     # The certificate deployed to the edge right now; it stays until its successor is in place.
     active_certificate = models.ForeignKey(
-        "certmgr.Certificate",
+        "certificates.Certificate",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -59,7 +59,7 @@ class SalesChannel(models.Model):
     # named here, else the institution's latest valid one (selectors.channel_identity_proof).
     apple_pay_enabled = models.BooleanField(default=False)
     apple_identity_proof = models.ForeignKey(
-        "certmgr.Certificate",
+        "certificates.Certificate",
         on_delete=models.PROTECT,
         null=True,
         blank=True,

@@ -41,8 +41,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from certmgr.apple import WELL_KNOWN_PATH as APPLE_WELL_KNOWN_PATH
-from certmgr.models import Certificate
+from certificates.apple import WELL_KNOWN_PATH as APPLE_WELL_KNOWN_PATH
+from certificates.models import Certificate
 
 from .models import ProbeStatus, SalesChannel
 from .selectors import channel_identity_proof

@@ -2,7 +2,10 @@
 
 from datetime import datetime
 
-from certmgr.models import Certificate
+from django.shortcuts import get_object_or_404
+
+from certificates.models import Certificate
+from certificates.selectors import identity_proofs_valid
 
 from .coverage import certificate_covers_hostname
 from .models import SalesChannel
@@ -49,15 +52,6 @@ def channel_certificate_choices(channel: SalesChannel, now: datetime) -> list[Ce
     ]
 
 
-def identity_proofs_valid(institution_id: int, now: datetime):
-    """The institution's Apple Pay identity proofs that have not expired, latest first."""
-    return Certificate.objects.filter(
-        institution_id=institution_id,
-        kind=Certificate.Kind.APPLE_IDENTITY_PROOF,
-        expires_at__gt=now,
-    ).order_by("-created_at", "-pk")
-
-
 def channel_identity_proof(channel: SalesChannel, now: datetime) -> Certificate | None:
     """The domain-association file the channel's hostname serves, or None (404).
 
@@ -72,3 +66,9 @@ def channel_identity_proof(channel: SalesChannel, now: datetime) -> Certificate 
     if channel.apple_identity_proof_id:
         proofs = proofs.filter(pk=channel.apple_identity_proof_id)
     return proofs.first()
+
+
+def channel_for_user(user, pk: int) -> SalesChannel:
+    """The channel if the user may see it, else 404 (never 403: ids must not leak)."""
+    queryset = SalesChannel.objects.visible_to(user).select_related("institution", "certificate")
+    return get_object_or_404(queryset, pk=pk)

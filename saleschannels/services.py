@@ -11,11 +11,13 @@ import logging
 from cryptography.fernet import InvalidToken
 from django.db import transaction
 
-from certmgr.models import AuditEvent, Certificate
-from certmgr.services import audit_record, event_log
+from certificates.models import Certificate
+from core.audit import audit
+from core.models import AuditEvent
 
 from . import edge
 from .models import SalesChannel
+from .tasks import probe_channel
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +48,6 @@ def probe_after_deploy(channel: SalesChannel) -> None:
     Best effort: the deployment is done whatever happens to the probe, and the scheduled
     probe_channels catches up when the broker cannot take the task.
     """
-    from certmgr.tasks import probe_channel
-
     channel_id = channel.pk
 
     def queue() -> None:
@@ -62,17 +62,15 @@ def probe_after_deploy(channel: SalesChannel) -> None:
 def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChannel:
     with transaction.atomic():
         channel = SalesChannel.objects.create(institution=institution, name=name, hostname=hostname)
-        audit_record(
+        audit(
+            logger,
+            "channel_created",
+            "channel {channel_id} ({hostname}) created for institution {institution_id}",
             institution=institution,
             actor=actor,
             action=AuditEvent.Action.CHANNEL_CREATE,
             target=channel,
             details={"hostname": hostname},
-        )
-        event_log(
-            logger,
-            "channel_created",
-            "channel {channel_id} ({hostname}) created for institution {institution_id}",
             channel_id=channel.pk,
             institution_id=institution.pk,
             hostname=hostname,
@@ -87,17 +85,15 @@ def channel_update(*, channel: SalesChannel, name: str, hostname: str, actor) ->
         channel.name = name
         channel.hostname = hostname
         channel.save(update_fields=["name", "hostname"])
-        audit_record(
+        audit(
+            logger,
+            "channel_updated",
+            "channel {channel_id} updated ({hostname}, was {previous_hostname})",
             institution=channel.institution,
             actor=actor,
             action=AuditEvent.Action.CHANNEL_UPDATE,
             target=channel,
             details={"hostname": hostname, "previous_hostname": old_hostname},
-        )
-        event_log(
-            logger,
-            "channel_updated",
-            "channel {channel_id} updated ({hostname}, was {previous_hostname})",
             channel_id=channel.pk,
             institution_id=channel.institution_id,
             hostname=hostname,
@@ -116,17 +112,15 @@ def channel_delete(*, channel: SalesChannel, actor) -> None:
     """Delete a channel and remove its files from the edge."""
     hostname = channel.hostname
     with transaction.atomic():
-        audit_record(
+        audit(
+            logger,
+            "channel_deleted",
+            "channel {channel_id} ({hostname}) of institution {institution_id} deleted",
             institution=channel.institution,
             actor=actor,
             action=AuditEvent.Action.CHANNEL_DELETE,
             target=channel,
             details={"hostname": hostname},
-        )
-        event_log(
-            logger,
-            "channel_deleted",
-            "channel {channel_id} ({hostname}) of institution {institution_id} deleted",
             channel_id=channel.pk,
             institution_id=channel.institution_id,
             hostname=hostname,
@@ -185,7 +179,11 @@ def channel_set_ssl_mode(
                 "renewal_last_error",
             ]
         )
-        audit_record(
+        audit(
+            logger,
+            "channel_ssl_mode_changed",
+            "channel {channel_id} ({hostname}): SSL mode {ssl_mode}, certificate {certificate_id}"
+            " (was {previous_ssl_mode}, certificate {previous_certificate_id})",
             institution=channel.institution,
             actor=actor,
             action=AuditEvent.Action.CHANNEL_SSL_MODE,
@@ -196,12 +194,6 @@ def channel_set_ssl_mode(
                 "active_certificate": channel.active_certificate_id,
                 "previous": previous,
             },
-        )
-        event_log(
-            logger,
-            "channel_ssl_mode_changed",
-            "channel {channel_id} ({hostname}): SSL mode {ssl_mode}, certificate {certificate_id}"
-            " (was {previous_ssl_mode}, certificate {previous_certificate_id})",
             channel_id=channel.pk,
             institution_id=channel.institution_id,
             hostname=channel.hostname,
@@ -210,11 +202,8 @@ def channel_set_ssl_mode(
             active_certificate_id=channel.active_certificate_id,
             previous_ssl_mode=previous["mode"],
             previous_certificate_id=previous["certificate"],
-            actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
         )
     _deploy(channel)
-    if mode == SalesChannel.SslMode.MANAGED and previous["mode"] != mode:
-        channel_renew_now(channel=channel, actor=None, due_only=True)
     return channel
 
 
@@ -247,7 +236,10 @@ def channel_set_apple_pay(
             channel.apple_probe_error = ""
             fields += ["apple_probe_ok", "apple_probe_checked_at", "apple_probe_error"]
         channel.save(update_fields=fields)
-        audit_record(
+        audit(
+            logger,
+            "channel_apple_pay_changed",
+            "channel {channel_id} ({hostname}): Apple Pay {state}, identity proof {certificate_id}",
             institution=channel.institution,
             actor=actor,
             action=AuditEvent.Action.CHANNEL_APPLE_PAY,
@@ -257,11 +249,6 @@ def channel_set_apple_pay(
                 "identity_proof": channel.apple_identity_proof_id,
                 "previous": previous,
             },
-        )
-        event_log(
-            logger,
-            "channel_apple_pay_changed",
-            "channel {channel_id} ({hostname}): Apple Pay {state}, identity proof {certificate_id}",
             shown={"hostname": channel.hostname, "state": "on" if enabled else "off"},
             channel_id=channel.pk,
             institution_id=channel.institution_id,
@@ -271,40 +258,3 @@ def channel_set_apple_pay(
         if enabled:
             probe_after_deploy(channel)
     return channel
-
-
-def channel_renew_now(*, channel: SalesChannel, actor, due_only: bool = False) -> bool:
-    """Queue an issuance for a managed channel now, whatever its schedule and backoff.
-
-    With due_only (a channel just switched to managed, hence due), only while it is still
-    due: since the switch committed, a scheduler may have claimed the channel and even
-    obtained its certificate, and ordering regardless would get it a second one.
-
-    Returns False when an issuance is already in progress for it (or, with due_only, done).
-    """
-    from acme_client.services import channel_issuance_queue
-
-    with transaction.atomic():
-        if not due_only:
-            SalesChannel.objects.filter(pk=channel.pk).update(renewal_next_attempt_at=None)
-        queued = channel_issuance_queue(channel=channel, due_only=due_only)
-        if queued and actor is not None:
-            audit_record(
-                institution=channel.institution,
-                actor=actor,
-                action=AuditEvent.Action.CHANNEL_RENEW_NOW,
-                target=channel,
-            )
-        event_log(
-            logger,
-            "channel_issuance_requested",
-            "channel {channel_id} ({hostname}): issuance {state}",
-            shown={
-                "hostname": channel.hostname,
-                "state": "queued" if queued else "already in progress",
-            },
-            channel_id=channel.pk,
-            institution_id=channel.institution_id,
-            queued=queued,
-        )
-    return queued

@@ -8,7 +8,5 @@ urlpatterns = [
     path("<int:pk>/", views.channel_detail, name="channel_detail"),
     path("<int:pk>/edit/", views.channel_edit, name="channel_edit"),
     path("<int:pk>/delete/", views.channel_delete, name="channel_delete"),
-    path("<int:pk>/ssl/", views.channel_ssl, name="channel_ssl"),
-    path("<int:pk>/renew/", views.channel_renew, name="channel_renew"),
     path("<int:pk>/apple-pay/", views.channel_apple_pay, name="channel_apple_pay"),
 ]

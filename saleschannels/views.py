@@ -1,40 +1,28 @@
-"""Sales-channel pages ("Point of Sales"): list, detail, create, edit, delete, SSL Management,
-Apple Pay.
+"""Sales-channel pages ("Point of Sales"): list, detail, create, edit, delete, Apple Pay. (SSL
+Management and *Renew now* start issuance, so they live in acme_client.views.)
 
-Every channel is loaded through SalesChannel.objects.visible_to(user) (another institution's
-channel is a 404) and every write checks the manager role (403) before calling one service.
+Every channel is loaded through selectors.channel_for_user (another institution's channel is a
+404) and every write checks the manager role (403) before calling one service.
 """
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from certmgr.models import AuditEvent, Certificate
-from institutions.models import Institution, user_can_manage
+from certificates.models import Certificate
+from core.models import AuditEvent
+from institutions.models import user_can_manage
+from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
 
 from . import services
-from .forms import ChannelApplePayForm, ChannelForm, ChannelSslForm
+from .forms import ChannelApplePayForm, ChannelForm
 from .models import SalesChannel
-from .selectors import channel_identity_proof
+from .selectors import channel_for_user, channel_identity_proof
 
 PAGE_SIZE = 50
-
-
-def _get_channel_for_user(request, pk: int) -> SalesChannel:
-    """The channel if the user may see it, else 404."""
-    queryset = SalesChannel.objects.visible_to(request.user).select_related(
-        "institution", "certificate"
-    )
-    return get_object_or_404(queryset, pk=pk)
-
-
-def _require_manager(request, institution) -> None:
-    if not user_can_manage(request.user, institution):
-        raise PermissionDenied("You need the manager role in this institution.")
 
 
 def _certificates_with_status(ids, now) -> dict:
@@ -43,7 +31,7 @@ def _certificates_with_status(ids, now) -> dict:
     return {certificate.pk: certificate for certificate in certificates.defer("content")}
 
 
-def _report_deployment(request, action) -> bool:
+def report_deployment(request, action) -> bool:
     """Run a service call; a failed edge deployment becomes a message, not a 500."""
     try:
         action()
@@ -80,7 +68,7 @@ def channel_list(request):
             "rows": rows,
             "q": query,
             "now": now,
-            "can_create": Institution.objects.managed_by(request.user).exists(),
+            "can_create": user_manages_any(request.user),
         },
     )
 
@@ -88,8 +76,7 @@ def channel_list(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def channel_new(request):
-    if not Institution.objects.managed_by(request.user).exists():
-        raise PermissionDenied("You need the manager role to create sales channels.")
+    require_manager_somewhere(request.user, to="create sales channels")
     form = ChannelForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         channel = services.channel_create(
@@ -106,7 +93,7 @@ def channel_new(request):
 @login_required
 @require_GET
 def channel_detail(request, pk: int):
-    channel = _get_channel_for_user(request, pk)
+    channel = channel_for_user(request.user, pk)
     now = timezone.now()
     active = _certificates_with_status([channel.active_certificate_id], now).get(
         channel.active_certificate_id
@@ -133,12 +120,12 @@ def channel_detail(request, pk: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def channel_edit(request, pk: int):
-    channel = _get_channel_for_user(request, pk)
-    _require_manager(request, channel.institution)
+    channel = channel_for_user(request.user, pk)
+    require_manager(request.user, channel.institution)
     initial = {"name": channel.name, "hostname": channel.hostname}
     form = ChannelForm(request.POST or None, initial=initial, user=request.user, channel=channel)
     if request.method == "POST" and form.is_valid():
-        if _report_deployment(
+        if report_deployment(
             request,
             lambda: services.channel_update(
                 channel=channel,
@@ -155,10 +142,10 @@ def channel_edit(request, pk: int):
 @login_required
 @require_POST
 def channel_delete(request, pk: int):
-    channel = _get_channel_for_user(request, pk)
-    _require_manager(request, channel.institution)
+    channel = channel_for_user(request.user, pk)
+    require_manager(request.user, channel.institution)
     hostname = channel.hostname
-    if _report_deployment(
+    if report_deployment(
         request, lambda: services.channel_delete(channel=channel, actor=request.user)
     ):
         messages.success(request, f"Sales channel {hostname} deleted.")
@@ -167,58 +154,12 @@ def channel_delete(request, pk: int):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def channel_ssl(request, pk: int):
-    """SSL Management: managed by the platform, an uploaded certificate, or none."""
-    channel = _get_channel_for_user(request, pk)
-    can_manage = user_can_manage(request.user, channel.institution)
-    if request.method == "POST" and not can_manage:
-        raise PermissionDenied("You need the manager role to change SSL management.")
-    now = timezone.now()
-    initial = {"mode": channel.ssl_mode, "certificate": channel.certificate_id}
-    form = ChannelSslForm(request.POST or None, initial=initial, channel=channel, now=now)
-    if request.method == "POST" and form.is_valid():
-        mode = form.cleaned_data["mode"]
-        if _report_deployment(
-            request,
-            lambda: services.channel_set_ssl_mode(
-                channel=channel,
-                mode=mode,
-                certificate=form.cleaned_data["certificate"],
-                actor=request.user,
-            ),
-        ):
-            messages.success(request, f"SSL management of {channel.hostname} saved.")
-        return redirect(channel)
-    return render(
-        request,
-        "saleschannels/ssl.html",
-        {"channel": channel, "form": form, "can_manage": can_manage, "now": now},
-    )
-
-
-@login_required
-@require_POST
-def channel_renew(request, pk: int):
-    """Renew now (managed channels): queue an issuance, skipping the schedule and backoff."""
-    channel = _get_channel_for_user(request, pk)
-    _require_manager(request, channel.institution)
-    if channel.ssl_mode != SalesChannel.SslMode.MANAGED:
-        messages.error(request, "Only a managed sales channel is renewed by the platform.")
-    elif services.channel_renew_now(channel=channel, actor=request.user):
-        messages.success(request, f"Renewal of {channel.hostname} queued.")
-    else:
-        messages.info(request, f"A renewal of {channel.hostname} is already in progress.")
-    return redirect(channel)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
 def channel_apple_pay(request, pk: int):
     """Apple Pay: serve the identity proof on the channel's hostname, and which one."""
-    channel = _get_channel_for_user(request, pk)
+    channel = channel_for_user(request.user, pk)
     can_manage = user_can_manage(request.user, channel.institution)
-    if request.method == "POST" and not can_manage:
-        raise PermissionDenied("You need the manager role to change Apple Pay.")
+    if request.method == "POST":
+        require_manager(request.user, channel.institution, to="change Apple Pay")
     now = timezone.now()
     initial = {
         "apple_pay_enabled": channel.apple_pay_enabled,

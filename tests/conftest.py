@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from certmgr import demo_pki, services
-from certmgr.bundle import certificate_bundle_parse
-from certmgr.models import Certificate
+from certificates import services
+from certificates.bundle import certificate_bundle_parse
+from certificates.models import Certificate
+from certmgr import demo_pki
 from institutions.models import Institution, Membership
 from tests.nginx import nginx_run
 from tests.pebble import pebble_run

@@ -8,8 +8,8 @@ from django.utils import timezone
 def thresholds_store(apps, schema_editor):
     """Every certificate still in use gets its thresholds, as certificate_upload now stores
     them: those already crossed collapse into the newest, due at the first run."""
-    from certmgr import thresholds as rules
-    from certmgr.notifications import thresholds_for
+    from certificates import thresholds as rules
+    from certificates.threshold_store import thresholds_for
 
     Certificate = apps.get_model("certmgr", "Certificate")
     ExpiryThreshold = apps.get_model("certmgr", "ExpiryThreshold")

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from acme_client import services
 from acme_client.models import AcmeAccount, AcmeChallenge, AcmeOrder
-from certmgr.models import Certificate
+from certificates.models import Certificate
 from saleschannels.edge import edge_channel_deploy as edge_deploy
 from saleschannels.models import SalesChannel
 from saleschannels.probe import certificate_fingerprint

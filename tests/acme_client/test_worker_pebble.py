@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from acme_client import tasks, views
 from acme_client.models import AcmeOrder
-from certmgr.models import Certificate
+from certificates.models import Certificate
 from saleschannels.models import SalesChannel
 from saleschannels.probe import ProbeError, certificate_fingerprint
 from tests.celery_worker import broker, celery_worker_run, database_url

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from certmgr.models import Certificate, CertificateRequest
+from certificates.models import Certificate, CertificateRequest
 from tests.apple import MERCHANT, apple_sign_csr
 from tests.browser.conftest import log_in
 from tests.support import PASSWORD

@@ -6,8 +6,8 @@ work."""
 import pytest
 from django.urls import reverse
 
-from certmgr import services
-from certmgr.models import CertificateRequest
+from certificates import services
+from certificates.models import CertificateRequest
 from saleschannels.models import SalesChannel
 from tests.browser.conftest import log_in
 from tests.support import PASSWORD

@@ -43,10 +43,13 @@ from django.utils import timezone
 
 from acme_client.models import AcmeAccount, AcmeChallenge, AcmeOrder
 from acme_client.protocol import account_key_generate, account_key_pem
-from certmgr import demo_pki, encryption, services
-from certmgr.bundle import BundleResult
-from certmgr.models import Certificate, CertificateRequest, Notification
+from certificates import services
+from certificates.bundle import BundleResult
+from certificates.models import Certificate, CertificateRequest
+from certmgr import demo_pki
+from core import encryption
 from institutions.models import Institution, Membership
+from monitoring.models import Notification
 from saleschannels import services as channel_services
 from saleschannels.models import ProbeStatus, SalesChannel
 from tests.apple import apple_issue, apple_sign_csr
@@ -907,15 +910,16 @@ def _certificate_unscoped(request, pk):
     return Certificate.objects.with_status(timezone.now()).get(pk=pk)
 
 
-def _channel_unscoped(request, pk):
+def _channel_unscoped(user, pk):
     return SalesChannel.objects.select_related("institution", "certificate").get(pk=pk)
 
 
 def test_the_walk_catches_a_view_that_forgets_the_institution(tenants, alice, monkeypatch):
     """The negative control: with the certificate and channel pages loading objects without
     the user's scope, the walk fails, naming what leaked and what was allowed."""
-    monkeypatch.setattr("certmgr.views._get_certificate_for_user", _certificate_unscoped)
-    monkeypatch.setattr("saleschannels.views._get_channel_for_user", _channel_unscoped)
+    monkeypatch.setattr("certificates.views._get_certificate_for_user", _certificate_unscoped)
+    monkeypatch.setattr("saleschannels.views.channel_for_user", _channel_unscoped)
+    monkeypatch.setattr("acme_client.views.channel_for_user", _channel_unscoped)
     opera = tenants["opera"]
     names = {"certificate_detail", "certificate_download", "channel_detail", "channel_ssl"}
     plan = [stop for stop in walk_plan(opera) if stop.route.name in names]

@@ -24,9 +24,11 @@ from django.utils.module_loading import import_string
 
 from acme_client import services as acme_services
 from acme_client.models import AcmeAccount, AcmeOrder
-from certmgr import demo_pki, encryption
-from certmgr.models import Certificate, Notification
-from certmgr.notifications import expiry_check
+from certificates.models import Certificate
+from certmgr import demo_pki
+from core import encryption
+from monitoring.delivery import expiry_check
+from monitoring.models import Notification
 from saleschannels.models import SalesChannel
 from tests.celery_worker import REPO_ROOT, broker, celery_worker_run, database_url
 from tests.leaks import Secrets
@@ -148,7 +150,7 @@ def test_upload_and_bind_are_json_lines_with_ids_and_nothing_secret_is_logged(
     [upload_event] = json_log.events("certificate_uploaded")
     assert upload_event["certificate_id"] == certificate.pk
     assert upload_event["institution_id"] == acme.pk
-    assert upload_event["levelname"] == "INFO" and upload_event["name"] == "certmgr.services"
+    assert upload_event["levelname"] == "INFO" and upload_event["name"] == "certificates.services"
     [created_event] = json_log.events("channel_created")
     assert created_event["channel_id"] == channel.pk
     [bind_event] = json_log.events("channel_ssl_mode_changed")
@@ -224,7 +226,7 @@ def _django_process_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_log_format_json_in_the_environment_makes_every_line_json(tmp_path):
     script = (
         "import django, logging; django.setup(); "
-        "logging.getLogger('certmgr.services').info("
+        "logging.getLogger('certificates.services').info("
         "'certificate %s stored', 7, extra={'event': 'certificate_uploaded', "
         "'certificate_id': 7, 'institution_id': 3})"
     )
@@ -248,7 +250,7 @@ def test_log_format_json_in_the_environment_makes_every_line_json(tmp_path):
     assert event["levelname"] == "INFO" and event["asctime"]
 
     plain = run("plain")
-    assert "INFO certmgr.services certificate 7 stored" in plain.stderr
+    assert "INFO certificates.services certificate 7 stored" in plain.stderr
 
     wrong = run("xml")
     assert wrong.returncode != 0

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.apps import apps
 from django.utils import timezone
 
-from certmgr.models import Certificate, ExpiryThreshold
+from certificates.models import Certificate, ExpiryThreshold
 
 expiry_thresholds = importlib.import_module("certmgr.migrations.0007_expiry_thresholds")
 

@@ -14,8 +14,8 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from django.urls import resolve, reverse
 
-from certmgr import services
-from certmgr.models import CertificateRequest
+from certificates import services
+from certificates.models import CertificateRequest
 from saleschannels.models import SalesChannel
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 from django.core.management import call_command
 from django.utils import timezone
 
-from certmgr.models import Certificate, CertificateStatus
+from certificates.models import Certificate, CertificateStatus
 from institutions.models import Institution, Membership
 from saleschannels.models import SalesChannel
 

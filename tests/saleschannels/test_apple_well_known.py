@@ -13,8 +13,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from certmgr import services
-from certmgr.models import AuditEvent, Certificate
+from certificates import services
+from certificates.models import Certificate
+from core.models import AuditEvent
 from saleschannels.edge import edge_channel_deploy
 from saleschannels.models import SalesChannel
 from saleschannels.probe import channel_probe, channels_probe

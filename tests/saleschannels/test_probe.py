@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from certificates.models import Certificate
 from certmgr import demo_pki
-from certmgr.models import Certificate
 from saleschannels.edge import edge_channel_deploy, edge_sync
 from saleschannels.models import ProbeStatus, SalesChannel
 from saleschannels.probe import (

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from certmgr.models import AuditEvent
+from core.models import AuditEvent
 from saleschannels.models import SalesChannel
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from certmgr import demo_pki, services
-from certmgr.bundle import certificate_bundle_parse
-from certmgr.models import Certificate
+from certificates import services
+from certificates.bundle import certificate_bundle_parse
+from certificates.models import Certificate
+from certmgr import demo_pki
 from institutions.models import Institution, Membership
 from saleschannels.models import SalesChannel
 

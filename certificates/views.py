@@ -1,0 +1,442 @@
+"""Views of the certificates window: list,
+upload (SSL, and Apple Pay's identity proof and certificates), detail, download, delete, and
+the key-and-CSR requests for Apple Pay certificates.
+
+Each view loads what it shows through a query scoped to the user's institutions (another
+institution's object is a 404), checks the manager role before any write (403), validates with
+a form and calls one service.
+"""
+
+import base64
+import json
+from datetime import date
+
+from cryptography import x509
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core import encryption
+from core.models import AuditEvent
+from institutions.models import Institution, user_can_manage
+from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
+
+from . import apple, selectors, services
+from .bundle import certificate_facts
+from .forms import (
+    AppleCertificateUploadForm,
+    CertificateRequestCompleteForm,
+    CertificateRequestForm,
+    IdentityProofUploadForm,
+    SslUploadForm,
+)
+from .models import Certificate, CertificateRequest, CertificateStatus
+
+PAGE_SIZE = 25
+UPLOAD_DRAFT_SESSION_KEY = "certificate_upload_draft"
+
+
+def _get_certificate_for_user(request, pk: int) -> Certificate:
+    """The certificate if the user may see it, else 404 (never 403: ids must not leak)."""
+    queryset = Certificate.objects.visible_to(request.user).with_status(timezone.now())
+    return get_object_or_404(queryset.select_related("institution", "created_by"), pk=pk)
+
+
+def _get_request_for_user(request, pk: int) -> CertificateRequest:
+    """The key-and-CSR request if the user may see it, else 404."""
+    queryset = CertificateRequest.objects.visible_to(request.user)
+    return get_object_or_404(queryset.select_related("institution", "created_by"), pk=pk)
+
+
+def _attachment(content: str, *, content_type: str, filename: str) -> HttpResponse:
+    """A download: public material only (certificates, CSRs), never a key."""
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _bound(request) -> tuple:
+    """(data, files) for a form: bound on POST even when nothing was sent, unbound on GET."""
+    if request.method == "POST":
+        return request.POST, request.FILES
+    return None, None
+
+
+def _date_param(value: str) -> date | None:
+    """An ISO date (YYYY-MM-DD) from the query string; anything else is ignored."""
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    # Midnight on the first or last day of the calendar has no UTC time in every time zone.
+    return day if date.min < day < date.max else None
+
+
+@login_required
+@require_GET
+def certificate_list(request):
+    filters = selectors.CertificateFilters(
+        status=request.GET.get("status", ""),
+        kind=request.GET.get("kind", ""),
+        institution=request.GET.get("institution", ""),
+        q=request.GET.get("q", "").strip(),
+        sort=request.GET.get("sort", "expires_at"),
+        expires_after=_date_param(request.GET.get("expires_after", "")),
+        expires_before=_date_param(request.GET.get("expires_before", "")),
+    )
+    now = timezone.now()
+    certificates = selectors.certificate_list(user=request.user, filters=filters, now=now)
+    page = Paginator(certificates, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "certificate": certificate,
+            "days_left": certificate.days_left(now),
+            "channels": selectors.certificate_channels(certificate),
+        }
+        for certificate in page
+    ]
+    pending = selectors.certificate_requests_pending(user=request.user, filters=filters)
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "certificates/list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "pending_requests": pending if page.number == 1 else [],
+            "filters": filters,
+            "query_without_page": query.urlencode(),
+            "statuses": CertificateStatus.choices,
+            "kinds": Certificate.Kind.choices,
+            "institutions": Institution.objects.visible_to(request.user).only("name", "slug"),
+            "sorts": [
+                ("expires_at", "Expiry, soonest first"),
+                ("-expires_at", "Expiry, latest first"),
+                ("name", "Name"),
+                ("institution", "Institution"),
+            ],
+            "can_upload": user_manages_any(request.user),
+        },
+    )
+
+
+@login_required
+@require_GET
+def certificate_new(request):
+    require_manager_somewhere(request.user, to="upload certificates")
+    return render(request, "certificates/new.html")
+
+
+def _draft_load(request) -> dict:
+    """Files kept from an attempt that asked for the expiry date (stored encrypted)."""
+    token = request.session.get(UPLOAD_DRAFT_SESSION_KEY)
+    if not token:
+        return {}
+    try:
+        stored = json.loads(encryption.decrypt(token))
+    except Exception:  # an undecryptable draft (rotated keys) is simply dropped
+        return {}
+    return {
+        field: {"filename": item["filename"], "data": base64.b64decode(item["data"])}
+        for field, item in stored.items()
+    }
+
+
+def _draft_save(request, draft: dict) -> None:
+    stored = {
+        field: {"filename": item["filename"], "data": base64.b64encode(item["data"]).decode()}
+        for field, item in draft.items()
+    }
+    request.session[UPLOAD_DRAFT_SESSION_KEY] = encryption.encrypt(json.dumps(stored).encode())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def certificate_upload_ssl(request):
+    require_manager_somewhere(request.user, to="upload certificates")
+    now = timezone.now()
+    if request.method == "GET":
+        request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
+        form = SslUploadForm(user=request.user, now=now)
+        return render(request, "certificates/upload_ssl.html", {"form": form})
+
+    form = SslUploadForm(
+        request.POST, request.FILES, user=request.user, now=now, draft=_draft_load(request)
+    )
+    if not form.is_valid():
+        if form.needs_expiry:
+            draft = form.draft_for_retry()
+            _draft_save(request, draft)
+            form.kept_files_show(draft)
+        return render(request, "certificates/upload_ssl.html", {"form": form}, status=200)
+
+    bundle = form.bundle
+    certificate = services.certificate_upload(
+        institution=form.cleaned_data["institution"],
+        name=form.cleaned_data["name"],
+        kind=Certificate.Kind.SSL,
+        bundle=bundle,
+        actor=request.user,
+        expires_at=form.cleaned_data["expires_at"] if bundle.unreadable else None,
+        content=form.file_bytes["certificate"] if bundle.unreadable else b"",
+    )
+    request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
+    messages.success(request, f"Certificate “{certificate.name}” uploaded.")
+    return redirect(certificate)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def certificate_upload_identity_proof(request):
+    """Apple Pay identity proof: the domain-association file, kept byte for byte."""
+    require_manager_somewhere(request.user, to="upload certificates")
+    form = IdentityProofUploadForm(*_bound(request), user=request.user, now=timezone.now())
+    if request.method == "POST" and form.is_valid():
+        certificate = services.identity_proof_upload(
+            institution=form.cleaned_data["institution"],
+            name=form.cleaned_data["name"],
+            content=form.content,
+            expires_at=form.cleaned_data["expires_at"],
+            actor=request.user,
+        )
+        messages.success(request, f"Identity proof “{certificate.name}” uploaded.")
+        return redirect(certificate)
+    return render(request, "certificates/upload_identity_proof.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def certificate_upload_apple(request, kind: str):
+    """An Apple Pay merchant identity or payment processing certificate that exists already
+    (Apple's .cer with its key, or a .p12 from Keychain Access)."""
+    require_manager_somewhere(request.user, to="upload certificates")
+    now = timezone.now()
+    form = AppleCertificateUploadForm(*_bound(request), user=request.user, now=now, kind=kind)
+    if request.method == "POST" and form.is_valid():
+        certificate = services.apple_certificate_store(
+            institution=form.cleaned_data["institution"],
+            name=form.cleaned_data["name"],
+            kind=kind,
+            merchant_identifier=form.cleaned_data["merchant_identifier"],
+            bundle=form.bundle,
+            actor=request.user,
+            now=now,
+        )
+        _stored_message(request, certificate)
+        return redirect(certificate)
+    return render(
+        request,
+        "certificates/upload_apple.html",
+        {"form": form, "kind_label": Certificate.Kind(kind).label, "kind": kind},
+    )
+
+
+def _stored_message(request, certificate: Certificate) -> None:
+    text = f"Certificate “{certificate.name}” stored."
+    if certificate.replaces_id:
+        text += (
+            f" It replaces “{certificate.replaces.name}” as the active payment processing "
+            f"certificate of {certificate.merchant_identifier}."
+        )
+    messages.success(request, text)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def certificate_request_new(request):
+    """Let certmgr create the key and the CSR Apple asks for."""
+    require_manager_somewhere(request.user, to="upload certificates")
+    initial = {}
+    if request.GET.get("kind") in CertificateRequest.Kind.values:
+        initial["kind"] = request.GET["kind"]
+    data = request.POST if request.method == "POST" else None
+    form = CertificateRequestForm(data, initial=initial, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        certificate_request = services.certificate_request_create(
+            institution=form.cleaned_data["institution"],
+            kind=form.cleaned_data["kind"],
+            merchant_identifier=form.cleaned_data["merchant_identifier"],
+            name=form.cleaned_data["name"],
+            actor=request.user,
+        )
+        messages.success(
+            request,
+            f"Key and CSR created for {certificate_request.merchant_identifier}: download the "
+            "CSR and give it to Apple.",
+        )
+        return redirect(certificate_request)
+    return render(request, "certificates/request_new.html", {"form": form})
+
+
+def _request_page(request, certificate_request: CertificateRequest, form=None, status=200):
+    replaces = None
+    if certificate_request.is_pending and (
+        certificate_request.kind == CertificateRequest.Kind.APPLE_PAYMENT_PROCESSING
+    ):
+        replaces = services.payment_processing_predecessor(
+            institution=certificate_request.institution,
+            merchant_identifier=certificate_request.merchant_identifier,
+        )
+    can_manage = user_can_manage(request.user, certificate_request.institution)
+    if form is None and can_manage and certificate_request.is_pending:
+        form = CertificateRequestCompleteForm(request=certificate_request, now=timezone.now())
+    return render(
+        request,
+        "certificates/request_detail.html",
+        {
+            "certificate_request": certificate_request,
+            "csr_filename": apple.csr_filename(certificate_request.merchant_identifier),
+            "replaces": replaces,
+            "form": form,
+            "can_manage": can_manage,
+            "events": AuditEvent.objects.filter(
+                target_type="certificaterequest", target_id=certificate_request.pk
+            ).select_related("actor"),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def certificate_request_detail(request, pk: int):
+    return _request_page(request, _get_request_for_user(request, pk))
+
+
+@login_required
+@require_GET
+def certificate_request_csr(request, pk: int):
+    """The CSR (PEM) as the .certSigningRequest file Apple's portal takes; never the key."""
+    certificate_request = _get_request_for_user(request, pk)
+    return _attachment(
+        certificate_request.csr_pem,
+        content_type="application/pkcs10",
+        filename=apple.csr_filename(certificate_request.merchant_identifier),
+    )
+
+
+@login_required
+@require_POST
+def certificate_request_complete(request, pk: int):
+    """Apple's certificate for a pending request: paired with the request's key and stored."""
+    certificate_request = _get_request_for_user(request, pk)
+    require_manager(request.user, certificate_request.institution)
+    if not certificate_request.is_pending:
+        messages.info(request, "A certificate was already uploaded for this request.")
+        return redirect(certificate_request.certificate or certificate_request)
+    now = timezone.now()
+    form = CertificateRequestCompleteForm(
+        request.POST, request.FILES, request=certificate_request, now=now
+    )
+    if not form.is_valid():
+        return _request_page(request, certificate_request, form=form)
+    try:
+        certificate = services.certificate_request_complete(
+            request=certificate_request, bundle=form.bundle, actor=request.user, now=now
+        )
+    except services.RequestCompletedError as error:
+        messages.info(request, str(error))
+        return redirect(certificate_request)
+    _stored_message(request, certificate)
+    return redirect(certificate)
+
+
+@login_required
+@require_POST
+def certificate_request_delete(request, pk: int):
+    certificate_request = _get_request_for_user(request, pk)
+    require_manager(request.user, certificate_request.institution)
+    if not certificate_request.is_pending:
+        messages.error(request, "This request is completed; delete its certificate instead.")
+        return redirect(certificate_request)
+    services.certificate_request_delete(request=certificate_request, actor=request.user)
+    messages.success(request, f"CSR for {certificate_request.merchant_identifier} deleted.")
+    return redirect("certificate_list")
+
+
+@login_required
+@require_GET
+def certificate_detail(request, pk: int):
+    certificate = _get_certificate_for_user(request, pk)
+    now = timezone.now()
+    events = AuditEvent.objects.filter(
+        target_type="certificate", target_id=certificate.pk
+    ).select_related("actor")
+    return render(
+        request,
+        "certificates/detail.html",
+        {
+            "certificate": certificate,
+            "days_left": certificate.days_left(now),
+            "chain": _chain_facts(certificate),
+            "channels": selectors.certificate_channels_using(certificate),
+            "events": events,
+            "can_manage": user_can_manage(request.user, certificate.institution),
+            **_apple_facts(certificate, now),
+        },
+    )
+
+
+def _apple_facts(certificate: Certificate, now) -> dict:
+    """What the detail page says about an Apple Pay certificate or identity proof."""
+    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
+        return {"served_on": selectors.identity_proof_served_on(certificate, now)}
+    if certificate.kind != Certificate.Kind.APPLE_PAYMENT_PROCESSING:
+        return {}
+    replaced_by = certificate.replaced_by.order_by("created_at", "pk").first()
+    return {
+        "replaced_by": replaced_by,
+        "is_active_payment_processing": replaced_by is None and certificate.expires_at > now,
+    }
+
+
+def _chain_facts(certificate: Certificate) -> list:
+    """Facts of each stored intermediate, for the detail page."""
+    if not certificate.chain_pem:
+        return []
+    chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode("ascii"))
+    return [certificate_facts(intermediate) for intermediate in chain]
+
+
+@login_required
+@require_GET
+def certificate_download(request, pk: int):
+    """The public certificate and its chain as PEM; the private key is never sent."""
+    certificate = _get_certificate_for_user(request, pk)
+    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
+        # Public by nature (every shop serves it): the file exactly as uploaded.
+        response = HttpResponse(bytes(certificate.content), content_type="text/plain")
+        response["Content-Disposition"] = (
+            'attachment; filename="apple-developer-merchantid-domain-association"'
+        )
+        return response
+    if not certificate.certificate_pem:
+        messages.error(
+            request, "This certificate could not be read, so there is no PEM to download."
+        )
+        return redirect(certificate)
+    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in certificate.name)
+    return _attachment(
+        certificate.public_bundle_pem(),
+        content_type="application/x-pem-file",
+        filename=f"{filename or 'certificate'}.pem",
+    )
+
+
+@login_required
+@require_POST
+def certificate_delete(request, pk: int):
+    certificate = _get_certificate_for_user(request, pk)
+    require_manager(request.user, certificate.institution)
+    try:
+        services.certificate_delete(certificate=certificate, actor=request.user)
+    except services.CertificateInUseError as error:
+        messages.error(request, str(error))
+        return redirect(certificate)
+    messages.success(request, f"Certificate “{certificate.name}” deleted.")
+    return redirect("certificate_list")

@@ -1,0 +1,83 @@
+"""Expiry monitoring's pages: the dashboard (the back office's home) and an institution's
+notification settings.
+
+What they show is read through querysets scoped to the user's institutions (another
+institution is a 404); changing the settings needs the manager role (403).
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from certificates.models import CertificateStatus
+from institutions.models import user_can_manage
+from institutions.permissions import institution_for_user, require_manager
+
+from . import charts, dashboard, services
+from .forms import NotificationSettingsForm
+
+
+@login_required
+@require_GET
+def home(request):
+    """The dashboard: counts by status, the expiry timeline, the channels needing action."""
+    now = timezone.now()
+    counts = dashboard.status_counts(user=request.user, now=now)
+    timeline = dashboard.expiry_timeline(user=request.user, now=now)
+    list_url = reverse("certificate_list")
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "status_cards": [
+                {"status": status, "label": label, "count": counts[status]}
+                for status, label in CertificateStatus.choices
+            ],
+            "total": sum(counts.values()),
+            "timeline_svg": charts.expiry_timeline_svg(timeline, list_url=list_url),
+            "timeline": [
+                {
+                    "week": week,
+                    "url": charts.week_url(list_url, week),
+                    "segments": [
+                        (status, week.counts[status])
+                        for status in charts.SEGMENT_ORDER
+                        if week.counts.get(status)
+                    ],
+                }
+                for week in timeline
+            ],
+            "channel_actions": dashboard.channel_actions(user=request.user, now=now),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def institution_notifications(request, slug: str):
+    institution = institution_for_user(request.user, slug)
+    can_manage = user_can_manage(request.user, institution)
+    if request.method == "POST":
+        require_manager(request.user, institution, to="change notification settings")
+    initial = {
+        "notification_emails": institution.notification_emails,
+        "webhook_url": institution.webhook_url,
+    }
+    form = NotificationSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.institution_notifications_update(
+            institution=institution,
+            notification_emails=form.cleaned_data["notification_emails"],
+            webhook_url=form.cleaned_data["webhook_url"],
+            actor=request.user,
+        )
+        messages.success(request, f"Notification settings of {institution.name} saved.")
+        return redirect("institution_notifications", slug=institution.slug)
+    return render(
+        request,
+        "institutions/notifications.html",
+        {"institution": institution, "form": form, "can_manage": can_manage},
+    )

@@ -1,0 +1,655 @@
+"""Hostile and broken input through the real upload views, as Alice (manager of Acme).
+
+Every file of the cryptography-vectors package's x509/, pkcs12/, pkcs7/ and asymmetric/
+folders (installed by the dev extra, never copied into this repository), and mutations of
+valid files made at run time, go through the real views in every role: as the certificate,
+as the key and as the chain of an SSL upload, as an Apple Pay .p12, as the certificate Apple
+returns for a CSR made here, and as the Apple Pay identity proof. For each upload:
+
+* no server error: the test client re-raises whatever a view raises, and nothing catches it;
+* a refusal is a form error on the field of the file that caused it (or on the passphrase,
+  or, for a certificate that cannot be read, on the expiry date it then asks for), or the
+  413 page for a body over the request cap; never an "unexpected problem" from the parser;
+* nothing is stored on refusal, and an acceptance stores exactly one certificate;
+* the answer comes within UPLOAD_SECONDS_MAX (generous: the machine is shared).
+
+Failures are collected per file and role and asserted together, so that one run names them
+all. The upload times are printed (pytest -s) for the record.
+"""
+
+import base64
+import os
+import random
+import shlex
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import cryptography_vectors
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection
+from django.test import RequestFactory
+from django.urls import reverse
+
+from certificates import services
+from certificates.bundle import (
+    EXPLICIT_CURVE_MESSAGE,
+    KEY_UNSUPPORTED_MESSAGE,
+    MAX_FILE_BYTES,
+    NO_CHAIN_CERTIFICATE_MESSAGE,
+    NOT_A_KEY_MESSAGE,
+    TOO_LARGE_MESSAGE,
+    UNEXPECTED_FAILURE_MESSAGE,
+    UNREADABLE_MESSAGE,
+)
+from certificates.models import Certificate, CertificateRequest
+from certmgr import demo_pki
+from certmgr.upload_limits import RequestBodyLimitMiddleware
+from core import encryption
+from tests.support import errors_of, require_program, upload
+
+pytestmark = pytest.mark.django_db
+
+CORPUS_ROOT = Path(cryptography_vectors.__file__).parent
+CORPUS_FOLDERS = ("x509", "pkcs12", "pkcs7", "asymmetric")
+# The password of every protected PKCS#12 file in cryptography-vectors.
+CORPUS_PKCS12_PASSWORD = "cryptography"
+CORPUS_ROLES = ("certificate", "key", "chain", "p12", "request complete")
+UPLOAD_SECONDS_MAX = 5.0
+MERCHANT = "merchant.test.hostile"
+TOO_LARGE_PAGE_TITLE = "Upload too large"
+
+SSL_URL = reverse("certificate_upload_ssl")
+APPLE_URL = reverse("certificate_upload_merchant_identity")
+PROOF_URL = reverse("certificate_upload_identity_proof")
+
+
+# --------------------------------------------------------------------------- the roles
+
+
+@dataclass(frozen=True)
+class Role:
+    """One way of uploading a file: the view, the fields sent, where a refusal may point."""
+
+    name: str
+    url: str
+    # A refusal may name these fields: the file's own, the passphrase (the file is
+    # encrypted), the expiry date (an SSL certificate that cannot be read asks for it).
+    fields: frozenset[str]
+    post_data: Callable[[bytes, str], dict]
+
+
+def roles_make(institution, valid: demo_pki.Issued, request: CertificateRequest) -> list[Role]:
+    """The six roles, around a valid certificate and key for the other fields, and a
+    pending CSR (`request`) for Apple's answer."""
+    base = {"institution": institution.pk, "name": "hostile"}
+    expiry = (date.today() + timedelta(days=90)).isoformat()
+    return [
+        Role(
+            "certificate",
+            SSL_URL,
+            frozenset({"certificate", "passphrase", "expires_at"}),
+            lambda data, name: {**base, "certificate": upload(name, data)},
+        ),
+        Role(
+            "key",
+            SSL_URL,
+            frozenset({"private_key", "passphrase"}),
+            lambda data, name: {
+                **base,
+                "certificate": upload("valid.crt", valid.certificate_pem),
+                "private_key": upload(name, data),
+            },
+        ),
+        Role(
+            "chain",
+            SSL_URL,
+            frozenset({"chain", "passphrase"}),
+            lambda data, name: {
+                **base,
+                "certificate": upload("valid.crt", valid.certificate_pem),
+                "private_key": upload("valid.key", valid.key_pem),
+                "chain": upload(name, data),
+            },
+        ),
+        Role(
+            "p12",
+            APPLE_URL,
+            frozenset({"certificate", "passphrase"}),
+            lambda data, name: {
+                **base,
+                "merchant_identifier": MERCHANT,
+                "certificate": upload(f"{Path(name).stem}.p12", data),
+                "passphrase": CORPUS_PKCS12_PASSWORD,
+            },
+        ),
+        Role(
+            "request complete",
+            reverse("certificate_request_complete", args=[request.pk]),
+            frozenset({"certificate"}),
+            lambda data, name: {"certificate": upload(name, data)},
+        ),
+        Role(
+            "identity proof",
+            PROOF_URL,
+            frozenset({"file"}),
+            lambda data, name: {**base, "file": upload(name, data), "expires_at": expiry},
+        ),
+    ]
+
+
+@dataclass
+class Uploads:
+    """Sends files in roles and records what went wrong, how long each took, what was kept."""
+
+    client: object
+    roles: list[Role]
+    failures: list[str] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def send_all(self, data: bytes, label: str, *, roles: list[Role] | None = None) -> None:
+        """``data`` in every role (or in ``roles``): each acceptance stores one certificate,
+        a refusal none."""
+        stored_before = Certificate.objects.count()
+        accepted = 0
+        for role in roles or self.roles:
+            accepted += self.send(role, data, label)
+        stored = Certificate.objects.count() - stored_before
+        if stored != accepted:
+            self.failures.append(f"{label}: {accepted} uploads accepted, {stored} stored")
+
+    def send(self, role: Role, data: bytes, label: str) -> bool:
+        """Upload ``data`` in ``role``; True when it was accepted."""
+        started = time.perf_counter()
+        response = self.client.post(role.url, role.post_data(data, Path(label).name))
+        elapsed = time.perf_counter() - started
+        self.seconds.append(elapsed)
+        problem = self._problem(role, response)
+        if elapsed > UPLOAD_SECONDS_MAX:
+            problem = f"{problem}; " if problem else ""
+            problem += f"answered in {elapsed:.1f} s"
+        if problem:
+            self.failures.append(f"{label} as {role.name}: {problem}")
+        return response.status_code == 302
+
+    def _problem(self, role: Role, response) -> str:
+        """What is wrong with the answer, "" when nothing."""
+        if response.status_code == 302:
+            self._count("accepted")
+            return ""
+        if response.status_code == 413:
+            self._count("413")
+            return "" if TOO_LARGE_PAGE_TITLE in response.content.decode() else "bare 413"
+        if response.status_code != 200:
+            return f"status {response.status_code}"
+        self._count("refused")
+        errors = errors_of(response)
+        if not errors:
+            return "answered 200 without any form error"
+        if any(UNEXPECTED_FAILURE_MESSAGE in message for m in errors.values() for message in m):
+            return f"the parser failed unexpectedly: {errors}"
+        misplaced = {name: errors[name] for name in errors if name not in role.fields}
+        return f"errors on other fields: {misplaced}" if misplaced else ""
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def report(self, title: str) -> str:
+        ordered = sorted(self.seconds)
+        return (
+            f"{title}: {len(ordered)} uploads {self.outcomes}, "
+            f"median {statistics.median(ordered) * 1000:.1f} ms, "
+            f"max {ordered[-1] * 1000:.0f} ms, total {sum(ordered):.1f} s"
+        )
+
+    def assert_clean(self, title: str) -> None:
+        print(self.report(title))
+        assert not self.failures, f"{len(self.failures)} failures:\n" + "\n".join(
+            self.failures[:50]
+        )
+
+
+@pytest.fixture(scope="module")
+def valid(pki):
+    """A valid EC leaf under the session's test intermediate, with its key."""
+    return demo_pki.leaf_create(issuer=pki["intermediate"], hostnames=["hostile.example.test"])
+
+
+@pytest.fixture
+def uploads(as_alice, alice, acme, valid):
+    request = services.certificate_request_create(
+        institution=acme,
+        kind=CertificateRequest.Kind.APPLE_MERCHANT_IDENTITY,
+        merchant_identifier=MERCHANT,
+        name="hostile request",
+        actor=alice,
+    )
+    return Uploads(client=as_alice, roles=roles_make(acme, valid, request))
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+def corpus_files() -> list[Path]:
+    """Every file of the four folders, sorted so that a run is repeatable."""
+    return sorted(
+        path
+        for folder in CORPUS_FOLDERS
+        for path in (CORPUS_ROOT / folder).rglob("*")
+        if path.is_file()
+    )
+
+
+def test_the_corpus_is_the_installed_package_not_a_copy():
+    # The vectors come from the package the dev extra installs, not from the repository.
+    assert "site-packages" in CORPUS_ROOT.parts
+    counts = {
+        folder: sum(1 for _ in (CORPUS_ROOT / folder).rglob("*")) for folder in CORPUS_FOLDERS
+    }
+    assert all(count > 0 for count in counts.values()), counts
+
+
+@pytest.mark.skipif(
+    connection.vendor == "postgresql",
+    reason="the corpus runs once, in the SQLite pass of CI: it exercises the parser and the "
+    "views, whose database work is the same on PostgreSQL (some 100 s of CPU per pass)",
+)
+@pytest.mark.parametrize("folder", CORPUS_FOLDERS)
+def test_every_corpus_file_in_every_role_is_answered_without_error(uploads, folder):
+    files = [path for path in corpus_files() if path.relative_to(CORPUS_ROOT).parts[0] == folder]
+    assert files
+    # The roles the corpus is for; the identity proof takes any bytes and checks little,
+    # so the corpus would only add minutes there (the mutations below do go through it).
+    roles = [role for role in uploads.roles if role.name in CORPUS_ROLES]
+    for path in files:
+        uploads.send_all(path.read_bytes(), str(path.relative_to(CORPUS_ROOT)), roles=roles)
+    uploads.assert_clean(f"cryptography-vectors {folder}/ ({len(files)} files)")
+
+
+# --------------------------------------------------------------------------- mutations
+
+MUTATION_SEED = 7
+# Each valid file is cut at these fractions of its length, and at a few bytes from each end.
+TRUNCATION_FRACTIONS = (0.3, 0.6)
+TRUNCATION_EDGES = (1, 20)
+BIT_FLIPS_PER_FILE = 4
+PASSPHRASE = CORPUS_PKCS12_PASSWORD
+
+
+@pytest.fixture(scope="module")
+def valid_files(pki, valid) -> dict[str, bytes]:
+    """Valid files of every kind an operator uploads, made at run time."""
+    rsa_leaf = demo_pki.leaf_create(
+        issuer=pki["intermediate"], hostnames=["rsa.example.test"], key_type="rsa2048"
+    )
+    chain = [pki["intermediate"].certificate, pki["root"].certificate]
+    return {
+        "leaf.pem": valid.certificate_pem,
+        "leaf.der": valid.der,
+        "combined.pem": valid.key_pem + valid.certificate_pem + pki["intermediate"].certificate_pem,
+        "pkcs8.key": valid.key_pem,
+        "sec1.key": demo_pki.key_pem(valid.private_key, fmt="sec1"),
+        "pkcs1.key": demo_pki.key_pem(rsa_leaf.private_key, fmt="pkcs1"),
+        "encrypted.key": demo_pki.key_pem(valid.private_key, passphrase=PASSPHRASE.encode()),
+        "key.der": demo_pki.key_der(valid.private_key),
+        "bundle.p12": demo_pki.pkcs12_bundle(
+            leaf=valid, chain=[pki["intermediate"]], password=PASSPHRASE.encode()
+        ),
+        "chain.p7b": pkcs7.serialize_certificates(chain, serialization.Encoding.DER),
+        "chain.p7c": pkcs7.serialize_certificates(chain, serialization.Encoding.PEM),
+    }
+
+
+def truncations(data: bytes) -> list[bytes]:
+    cuts = {int(len(data) * fraction) for fraction in TRUNCATION_FRACTIONS}
+    cuts |= {edge for edge in TRUNCATION_EDGES} | {len(data) - edge for edge in TRUNCATION_EDGES}
+    return [data[:cut] for cut in sorted(cuts) if 0 < cut < len(data)]
+
+
+def bit_flips(data: bytes, generator: random.Random) -> list[bytes]:
+    flipped = []
+    for _ in range(BIT_FLIPS_PER_FILE):
+        mutated = bytearray(data)
+        position = generator.randrange(len(mutated))
+        mutated[position] ^= 1 << generator.randrange(8)
+        flipped.append(bytes(mutated))
+    return flipped
+
+
+def test_truncated_and_bit_flipped_files_in_every_role(uploads, valid_files):
+    generator = random.Random(MUTATION_SEED)
+    for name, data in valid_files.items():
+        for number, mutated in enumerate(truncations(data)):
+            uploads.send_all(mutated, f"{name} truncated to {len(mutated)} bytes #{number}")
+        for number, mutated in enumerate(bit_flips(data, generator)):
+            uploads.send_all(mutated, f"{name} bit flip #{number}")
+    uploads.assert_clean("truncations and bit flips")
+
+
+def pem(label: str, body: bytes) -> bytes:
+    return (
+        b"-----BEGIN "
+        + label.encode()
+        + b"-----\n"
+        + body
+        + b"\n-----END "
+        + label.encode()
+        + b"-----\n"
+    )
+
+
+def garbage_pem_files(valid: demo_pki.Issued) -> dict[str, bytes]:
+    """PEM armour around things that are not what the label says."""
+    generator = random.Random(MUTATION_SEED)
+    noise = bytes(generator.randrange(256) for _ in range(700))
+    noise_base64 = base64.encodebytes(noise)
+    der = bytearray(valid.der)
+    der[len(der) // 2 :] = bytes(len(der) - len(der) // 2)
+    zeroed_base64 = base64.encodebytes(bytes(der))
+    return {
+        "binary noise in a CERTIFICATE block": pem("CERTIFICATE", noise),
+        "base64 noise in a CERTIFICATE block": pem("CERTIFICATE", noise_base64),
+        "base64 noise in a PRIVATE KEY block": pem("PRIVATE KEY", noise_base64),
+        "base64 noise in an EC PRIVATE KEY block": pem("EC PRIVATE KEY", noise_base64),
+        "base64 noise in an ENCRYPTED PRIVATE KEY block": pem(
+            "ENCRYPTED PRIVATE KEY", noise_base64
+        ),
+        "base64 noise in a PKCS7 block": pem("PKCS7", noise_base64),
+        "half-zeroed certificate": pem("CERTIFICATE", zeroed_base64),
+        "legacy encryption headers with garbage": pem(
+            "RSA PRIVATE KEY",
+            b"Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,NOTHEX\n\n" + noise_base64,
+        ),
+        "headers only": pem("PRIVATE KEY", b"Proc-Type: 4,ENCRYPTED\nDEK-Info: DES-EDE3-CBC,00"),
+        "empty blocks": pem("CERTIFICATE", b"") + pem("PRIVATE KEY", b""),
+        "BEGIN without END": b"-----BEGIN CERTIFICATE-----\n" + noise_base64,
+        "END without BEGIN": noise_base64 + b"-----END CERTIFICATE-----\n",
+        "mismatched END": b"-----BEGIN CERTIFICATE-----\n" + noise_base64 + b"-----END KEY-----\n",
+        "nested BEGIN": b"-----BEGIN CERTIFICATE-----\n" + pem("CERTIFICATE", noise_base64),
+        "NUL bytes and a valid block": b"\x00" * 300 + valid.certificate_pem + b"\x00" * 300,
+        "overlong label": pem("X" * 200, noise_base64),
+        "lowercase label": pem("certificate", zeroed_base64),
+        "UTF-16 without a byte order mark": valid.certificate_pem.decode().encode("utf-16-le"),
+        "UTF-16 byte order mark and noise": b"\xff\xfe" + noise,
+        "only a UTF-8 byte order mark": b"\xef\xbb\xbf",
+        "whitespace only": b" \r\n\t \n",
+    }
+
+
+def test_pem_armour_around_garbage_in_every_role(uploads, valid):
+    for label, data in garbage_pem_files(valid).items():
+        uploads.send_all(data, label)
+    uploads.assert_clean("PEM armour around garbage")
+
+
+@pytest.fixture(scope="module")
+def long_chain(pki) -> list[demo_pki.Issued]:
+    """Three hundred CAs, each issued by the one before, under the session's root."""
+    chain = [pki["root"]]
+    for number in range(300):
+        chain.append(demo_pki.ca_create(common_name=f"CA {number}", issuer=chain[-1]))
+    return chain
+
+
+def huge_chain_files(long_chain) -> dict[str, bytes]:
+    leaf = demo_pki.leaf_create(issuer=long_chain[-1], hostnames=["deep.example.test"])
+    intermediates = list(reversed(long_chain[1:]))
+    pem_of = demo_pki.pem_join
+    return {
+        "300 linked intermediates as PEM": pem_of(*intermediates),
+        "300 linked intermediates as PKCS#7": pkcs7.serialize_certificates(
+            [ca.certificate for ca in intermediates], serialization.Encoding.DER
+        ),
+        "leaf, key and 300 intermediates": leaf.key_pem + pem_of(leaf, *intermediates),
+        "100 intermediates as PEM": pem_of(*intermediates[:100]),
+        "leaf and 99 intermediates": pem_of(leaf, *intermediates[:99]),
+        "49 intermediates in reverse order": pem_of(*reversed(intermediates[:49])),
+        "the same certificate 100 times": pem_of(*[leaf] * 100),
+    }
+
+
+def test_huge_chains_in_every_role(uploads, long_chain):
+    for label, data in huge_chain_files(long_chain).items():
+        uploads.send_all(data, label)
+    uploads.assert_clean("huge chains")
+
+
+def test_thousands_of_pem_blocks_in_every_role(uploads, valid):
+    tiny = b"-----BEGIN A-----\n-----END A-----\n"
+    files = {
+        "1800 empty blocks": tiny * 1800,
+        "3000 empty certificate blocks": pem("CERTIFICATE", b"") * 3000,
+        "2000 BEGIN lines": b"-----BEGIN CERTIFICATE-----\n" * 2000,
+        "2000 END lines": b"-----END CERTIFICATE-----\n" * 2000,
+        "a valid certificate among 1500 empty blocks": tiny * 750
+        + valid.certificate_pem
+        + tiny * 750,
+    }
+    for label, data in files.items():
+        uploads.send_all(data, label)
+    uploads.assert_clean("thousands of PEM blocks")
+
+
+# --------------------------------------------------------------------------- explicit curves
+
+
+def openssl(command: str, *, cwd: Path) -> None:
+    subprocess.run(
+        [require_program("openssl"), *shlex.split(command)],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def explicit_curve(tmp_path_factory) -> dict[str, bytes]:
+    """A P-256 key written with explicit curve parameters, a self-signed certificate and a CSR
+    for it, and the same key on a custom curve (one coefficient changed), made by OpenSSL."""
+    folder = tmp_path_factory.mktemp("explicit-curve")
+    name = "-subj /CN=explicit.example.test"
+    openssl("ecparam -name prime256v1 -param_enc explicit -genkey -noout -out key.pem", cwd=folder)
+    openssl(f"req -x509 -new -key key.pem {name} -days 30 -out explicit.crt", cwd=folder)
+    openssl(f"req -new -key key.pem {name} -out explicit.csr", cwd=folder)
+    openssl("ec -in key.pem -outform DER -out key.der", cwd=folder)
+    der = bytearray((folder / "key.der").read_bytes())
+    # P-256's coefficient b starts with 5a c6 35 d8: change it and the curve is a custom one.
+    coefficient_b = der.index(bytes.fromhex("5ac635d8"))
+    der[coefficient_b + 5] ^= 0x01
+    return {
+        "key": (folder / "key.pem").read_bytes(),
+        "certificate": (folder / "explicit.crt").read_bytes(),
+        "request": (folder / "explicit.csr").read_bytes(),
+        "custom curve key": bytes(der),
+    }
+
+
+# DER of the OID prime-field (1.2.840.10045.1.1): present only when the curve is spelled out.
+PRIME_FIELD_OID = bytes.fromhex("06072a8648ce3d0101")
+
+
+def pem_der(data: bytes) -> bytes:
+    return base64.b64decode(b"".join(data.splitlines()[1:-1]))
+
+
+def test_explicit_curve_parameters_in_every_role(uploads, explicit_curve):
+    assert PRIME_FIELD_OID in pem_der(explicit_curve["key"])
+    assert PRIME_FIELD_OID in pem_der(explicit_curve["certificate"])
+    assert PRIME_FIELD_OID in explicit_curve["custom curve key"]
+    for label, data in explicit_curve.items():
+        uploads.send_all(data, f"explicit curve parameters: {label}")
+    uploads.assert_clean("explicit curve parameters")
+
+
+def test_a_key_with_explicit_p256_parameters_is_stored_as_a_named_curve_key(
+    as_alice, acme, pki, explicit_curve
+):
+    # The CA issues the certificate naming the curve; the key file still spells it out.
+    issued = demo_pki.csr_sign(csr_pem=explicit_curve["request"], issuer=pki["intermediate"])
+    response = as_alice.post(
+        SSL_URL,
+        {
+            "institution": acme.pk,
+            "name": "explicit",
+            "certificate": upload("explicit.crt", issued.public_bytes(serialization.Encoding.PEM)),
+            "private_key": upload("explicit.pem", explicit_curve["key"]),
+            "chain": upload("chain.crt", pki["intermediate"].certificate_pem),
+        },
+    )
+    assert response.status_code == 302, errors_of(response)
+    stored = serialization.load_pem_private_key(
+        encryption.decrypt(Certificate.objects.get().private_key_encrypted), None
+    )
+    assert stored.curve.name == "secp256r1"
+    # Written back as PKCS#8 naming the curve (OID 1.2.840.10045.3.1.7), as servers expect.
+    named_curve_oid = bytes.fromhex("06082a8648ce3d030107")
+    assert named_curve_oid in stored.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def test_a_certificate_with_explicit_curve_parameters_is_refused_on_its_field(
+    as_alice, acme, explicit_curve
+):
+    response = as_alice.post(
+        SSL_URL,
+        {
+            "institution": acme.pk,
+            "name": "explicit",
+            "certificate": upload("explicit.crt", explicit_curve["certificate"]),
+            "private_key": upload("explicit.pem", explicit_curve["key"]),
+        },
+    )
+    assert errors_of(response) == {"certificate": [EXPLICIT_CURVE_MESSAGE]}
+    assert not Certificate.objects.exists()
+
+
+def test_a_key_on_a_custom_curve_is_refused_on_the_key_field(as_alice, acme, valid, explicit_curve):
+    response = as_alice.post(
+        SSL_URL,
+        {
+            "institution": acme.pk,
+            "name": "custom curve",
+            "certificate": upload("valid.crt", valid.certificate_pem),
+            "private_key": upload("custom.der", explicit_curve["custom curve key"]),
+        },
+    )
+    assert errors_of(response) == {"private_key": [KEY_UNSUPPORTED_MESSAGE]}
+    assert not Certificate.objects.exists()
+
+
+# --------------------------------------------------------------------------- size limits
+
+TEN_MB = 10 * 1000 * 1000
+
+
+def test_a_10_mb_file_in_every_role_gets_the_413_page_quickly(uploads):
+    uploads.send_all(os.urandom(TEN_MB), "10 MB of noise")
+    uploads.send_all(pem("CERTIFICATE", b"A" * TEN_MB), "10 MB certificate block")
+    uploads.assert_clean("10 MB bodies")
+    assert uploads.outcomes == {"413": 2 * len(uploads.roles)}
+
+
+def test_the_413_page_says_what_the_limit_is(as_alice, acme):
+    response = as_alice.post(
+        SSL_URL,
+        {"institution": acme.pk, "name": "big", "certificate": upload("big.crt", bytes(TEN_MB))},
+    )
+    assert response.status_code == 413
+    page = response.content.decode()
+    assert TOO_LARGE_PAGE_TITLE in page
+    assert "1.0\xa0MB" in page and "64 KiB" in page
+    assert f'href="{SSL_URL}"' in page
+    assert not Certificate.objects.exists()
+
+
+@pytest.mark.parametrize("overshoot", [0, 1])
+def test_the_request_body_cap_is_exact(as_alice, settings, overshoot):
+    # A raw body (not multipart) of exactly the cap reaches the view, one byte more does not.
+    body = b"x" * (settings.CERTMGR_REQUEST_BODY_MAX_BYTES + overshoot)
+    response = as_alice.post(SSL_URL, body, content_type="application/octet-stream")
+    if overshoot:
+        assert response.status_code == 413
+    else:
+        assert response.status_code == 200
+        assert "certificate" in errors_of(response)
+
+
+def test_the_cap_is_checked_before_the_body_is_read():
+    # The middleware answers from Content-Length alone: a body that fails when read is never
+    # touched, and nothing after the middleware runs.
+    class UnreadableBody:
+        def read(self, *arguments):
+            raise AssertionError("the body was read")
+
+        readline = read
+
+    request = RequestFactory().post(
+        SSL_URL,
+        b"",
+        content_type="multipart/form-data; boundary=x",
+        **{"wsgi.input": UnreadableBody(), "CONTENT_LENGTH": str(TEN_MB)},
+    )
+    request.user = AnonymousUser()
+
+    def view_reached(request):
+        raise AssertionError("the request went past the cap")
+
+    response = RequestBodyLimitMiddleware(view_reached)(request)
+    assert response.status_code == 413
+
+
+# Each file field of each upload form: a file of exactly MAX_FILE_BYTES is read and refused
+# for what it holds (text, no certificate or key; the identity proof takes it), one byte more
+# is refused on that field for its size, before it is parsed.
+PROOF_TOO_LARGE_MESSAGE = "The file is larger than 64 KiB; a domain-association file is a few KiB."
+FILE_LIMITS = [
+    ("certificate", "certificate", UNREADABLE_MESSAGE, TOO_LARGE_MESSAGE),
+    ("key", "private_key", NOT_A_KEY_MESSAGE, TOO_LARGE_MESSAGE),
+    ("chain", "chain", NO_CHAIN_CERTIFICATE_MESSAGE, TOO_LARGE_MESSAGE),
+    ("p12", "certificate", UNREADABLE_MESSAGE, TOO_LARGE_MESSAGE),
+    ("identity proof", "file", None, PROOF_TOO_LARGE_MESSAGE),
+]
+
+
+@pytest.mark.parametrize(("role_name", "field_name", "read_message", "size_message"), FILE_LIMITS)
+def test_a_file_of_exactly_64_kib_is_read_and_one_byte_more_is_refused_on_its_field(
+    uploads, role_name, field_name, read_message, size_message
+):
+    role = next(role for role in uploads.roles if role.name == role_name)
+    at_limit = b"not a certificate " * (MAX_FILE_BYTES // 18) + b"!" * (MAX_FILE_BYTES % 18)
+    assert len(at_limit) == MAX_FILE_BYTES
+
+    response = uploads.client.post(role.url, role.post_data(at_limit, "limit.txt"))
+    if read_message is None:
+        assert response.status_code == 302
+    else:
+        assert errors_of(response)[field_name][0] == read_message
+    stored = Certificate.objects.count()
+
+    response = uploads.client.post(role.url, role.post_data(at_limit + b"!", "limit.txt"))
+    assert errors_of(response)[field_name] == [size_message]
+    assert Certificate.objects.count() == stored
+
+
+def test_a_file_between_the_file_limit_and_the_body_cap_is_refused_on_its_field(as_alice, acme):
+    response = as_alice.post(
+        SSL_URL,
+        {
+            "institution": acme.pk,
+            "name": "medium",
+            "certificate": upload("medium.crt", b"A" * (512 * 1024)),
+        },
+    )
+    assert response.status_code == 200
+    assert errors_of(response)["certificate"] == [TOO_LARGE_MESSAGE]
