@@ -5,17 +5,25 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     CERTMGR_PRODUCTION=true CERTMGR_VAR_DIR=/var/lib/certmgr
 WORKDIR /app
+# The production lock (make lock): every version pinned and every file's hash checked. A layer
+# of its own, rebuilt only when the lock changes.
+COPY requirements/prod.txt requirements/prod.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements/prod.txt
 COPY pyproject.toml README.md ./
-COPY certmgr certmgr
+COPY core core
 COPY institutions institutions
+COPY certificates certificates
 COPY saleschannels saleschannels
 COPY acme_client acme_client
+COPY monitoring monitoring
+COPY certmgr certmgr
 COPY templates templates
 COPY static static
 COPY manage.py ./
-# gunicorn is a dependency of the project. collectstatic needs settings to load, and the
-# production profile refuses to load without secrets: throwaway ones, for this step only.
-RUN pip install --no-cache-dir . \
+# The project itself, without dependencies: everything it needs (gunicorn included) came from
+# the lock above. collectstatic needs settings to load, and the production profile refuses to
+# load without secrets: throwaway ones, for this step only.
+RUN pip install --no-cache-dir --no-deps . \
     && SECRET_KEY=collectstatic-only-$(python -c 'import secrets; print(secrets.token_urlsafe(50))') \
        CERTMGR_ENCRYPTION_KEYS=$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
        python manage.py collectstatic --noinput \

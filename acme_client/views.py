@@ -72,7 +72,7 @@ def channel_ssl(request, pk: int):
 def channel_renew(request, pk: int):
     """Renew now (managed channels): queue an issuance, skipping the schedule and backoff."""
     channel = channel_for_user(request.user, pk)
-    require_manager(request.user, channel.institution, to="renew")
+    require_manager(request.user, channel.institution, to="renew its certificate")
     if channel.ssl_mode != SalesChannel.SslMode.MANAGED:
         messages.error(request, "Only a managed sales channel is renewed by the platform.")
     elif scheduling.channel_renew_now(channel=channel, actor=request.user):

@@ -4,7 +4,7 @@ Seeds 10 000 and 1 000 000 certificates (expiries spread from 10 days ago to a y
 in ten short-lived, one in twenty a renewal of the one before) over 10 institutions, then
 times, per size:
 
-- `raw count`: one `SELECT COUNT(*) FROM certmgr_certificate WHERE expires_at < now + 30 days`,
+- `raw count`: one `SELECT COUNT(*) FROM certificates_certificate WHERE expires_at < now + 30 days`,
   the range check_expiry's thresholds reach (median of several);
 - `first run`: check_expiry on the freshly loaded table, where every certificate inside the
   thresholds is a new finding (reported, not the target);
@@ -88,8 +88,8 @@ def postgres_create(name: str) -> None:
 
 
 def certificate_rows(size: int, now, institution_ids: list[int]):
-    """Rows for certmgr_certificate, each with the rows of its thresholds
-    (certmgr_expirythreshold), as certificate_upload would store them."""
+    """Rows for certificates_certificate, each with the rows of its thresholds
+    (certificates_expirythreshold), as certificate_upload would store them."""
     fields = [field for field in Certificate._meta.concrete_fields]
     columns = [field.column for field in fields]
     constant = {

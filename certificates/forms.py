@@ -2,9 +2,9 @@
 
 The upload forms (CertificateUploadForm and its kinds) read the files, bound their size, hand
 the bytes to the pure parser (bundle.py) and put each of its findings on the field it concerns.
-When an SSL certificate cannot be read at all, the form asks for the expiry date by hand (the
-seed's rule) and the files the operator already chose are kept in `draft` so they need not be
-chosen again. Apple Pay's certificates are always X.509 from Apple: an unreadable one is the
+When an SSL certificate cannot be read at all, the form asks for the expiry date by hand
+(README, "Using it") and the files the operator already chose are kept in `draft` so they
+need not be chosen again. Apple Pay's certificates are always X.509 from Apple: an unreadable one is the
 wrong file, refused; their key type and merchant identifier are checked (apple.py).
 
 The Apple Pay identity proof is not X.509: its form takes the file as it is, with the expiry
@@ -165,7 +165,7 @@ class CertificateUploadForm(forms.Form):
         """Checks of a kind on the certificate that was read (none for SSL)."""
 
     def _expiry_typed_check(self, cleaned) -> None:
-        """The certificate could not be read: the expiry date must be typed (seed's rule)."""
+        """The certificate could not be read: the expiry date must be typed (README, "Using it")."""
         self.needs_expiry = True
         self.fields["expires_at"].required = True
         expires_on = cleaned.get("expires_at")

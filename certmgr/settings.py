@@ -56,7 +56,7 @@ SECRET_KEY = env("SECRET_KEY", default=None) or _generated_secret(
 )
 DEBUG = env.bool("DEBUG", default=False)
 
-# The back office answers on these hosts only (DESIGN.md, "Hosts").
+# The back office answers on these hosts only (README, "Using it": Hosts).
 CERTMGR_BACKOFFICE_HOSTS = env.list(
     "CERTMGR_BACKOFFICE_HOSTS", default=["localhost", "127.0.0.1", "[::1]"]
 )

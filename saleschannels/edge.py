@@ -1,4 +1,5 @@
-"""Deployment of active certificates to the TLS edge directory (DESIGN.md, flow 5).
+"""Deployment of active certificates to the TLS edge directory (README, "Using it": SSL
+Management, Edge and probe).
 
 Contract:
 

@@ -40,7 +40,7 @@ class ChannelForm(forms.Form):
 
 
 class ChannelSslForm(forms.Form):
-    """SSL Management (seed): managed by the platform, or a previously uploaded certificate."""
+    """SSL Management: managed by the platform, or a previously uploaded certificate."""
 
     mode = forms.ChoiceField(choices=SalesChannel.SslMode.choices, widget=forms.RadioSelect)
     certificate = forms.IntegerField(required=False, widget=forms.RadioSelect)

@@ -1,4 +1,4 @@
-"""Host routing (DESIGN.md, "Hosts").
+"""Host routing (README, "Using it": Hosts).
 
 - The back office answers on settings.CERTMGR_BACKOFFICE_HOSTS only.
 - A request whose Host is a sales channel's hostname may reach /.well-known/... only (the ACME

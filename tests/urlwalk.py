@@ -20,7 +20,7 @@ class Route:
 
     # The patterns as written in the URLconfs, joined: "saleschannels/<int:pk>/ssl/".
     description: str
-    # "channel_ssl", "admin:certmgr_certificate_change"; "" for an unnamed pattern.
+    # "channel_ssl", "admin:certificates_certificate_change"; "" for an unnamed pattern.
     name: str
     callback: object
     arguments: tuple[str, ...]

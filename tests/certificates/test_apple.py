@@ -1,4 +1,4 @@
-"""certmgr/apple.py, the pure part of Apple Pay: no database."""
+"""certificates/apple.py, the pure part of Apple Pay: no database."""
 
 import pytest
 from cryptography import x509

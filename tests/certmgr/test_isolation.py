@@ -127,10 +127,10 @@ def _admin_model(route: Route):
 
 # How to find an institution's rows of each model the admin shows.
 TENANT_ROWS: dict[str, Callable[[Tenant], Q]] = {
-    "certmgr.Certificate": lambda tenant: Q(institution=tenant.institution),
-    "certmgr.CertificateRequest": lambda tenant: Q(institution=tenant.institution),
-    "certmgr.AuditEvent": lambda tenant: Q(institution=tenant.institution),
-    "certmgr.Notification": lambda tenant: Q(institution=tenant.institution),
+    "certificates.Certificate": lambda tenant: Q(institution=tenant.institution),
+    "certificates.CertificateRequest": lambda tenant: Q(institution=tenant.institution),
+    "core.AuditEvent": lambda tenant: Q(institution=tenant.institution),
+    "monitoring.Notification": lambda tenant: Q(institution=tenant.institution),
     "saleschannels.SalesChannel": lambda tenant: Q(institution=tenant.institution),
     "institutions.Institution": lambda tenant: Q(pk=tenant.institution.pk),
     "institutions.Membership": lambda tenant: Q(institution=tenant.institution),
@@ -163,7 +163,7 @@ def _admin_rows(route: Route, tenant: Tenant):
 
 # Models whose every row the walk requests in the admin: they hold keys. An admin page shows
 # any other model's rows alike, so a few of each make the point.
-ADMIN_ROWS_ALL = {"certmgr.Certificate", "certmgr.CertificateRequest"}
+ADMIN_ROWS_ALL = {"certificates.Certificate", "certificates.CertificateRequest"}
 ADMIN_ROWS_SAMPLE = 3
 
 
@@ -219,13 +219,13 @@ ARGUMENT_KINDS = [
     ArgumentKind(
         "admin/",
         frozenset({"app_label"}),
-        lambda route, tenant: [{"app_label": "certmgr"}],
+        lambda route, tenant: [{"app_label": "certificates"}],
         names_objects=False,
     ),
     ArgumentKind(
         "admin/",
         frozenset({"url"}),
-        lambda route, tenant: [{"url": "certmgr/no-such-page/"}],
+        lambda route, tenant: [{"url": "certificates/no-such-page/"}],
         names_objects=False,
     ),
 ]
@@ -749,10 +749,14 @@ class Findings:
         assert not self.problems, f"{len(self.problems)} problems:\n" + "\n".join(self.problems)
 
 
+# The apps whose models hold the project's data.
+PROJECT_APPS = ("core", "institutions", "certificates", "saleschannels", "acme_client", "monitoring")
+
+
 def database_rows() -> dict:
     """Every row of the project's models and of the users (login times aside)."""
     rows = {}
-    for label in ("certmgr", "institutions", "saleschannels", "acme_client"):
+    for label in PROJECT_APPS:
         for model in apps.get_app_config(label).get_models():
             rows[model._meta.label] = list(model.objects.order_by("pk").values())
     user_model = apps.get_model(settings.AUTH_USER_MODEL)
@@ -765,7 +769,7 @@ def database_rows() -> dict:
 
 def _tenant_models():
     """The project's models that belong to an institution (an `institution` foreign key)."""
-    for label in ("certmgr", "institutions", "saleschannels", "acme_client"):
+    for label in PROJECT_APPS:
         for model in apps.get_app_config(label).get_models():
             if any(item.name == "institution" for item in model._meta.get_fields()):
                 yield model
@@ -1172,7 +1176,7 @@ def test_the_admin_neither_shows_nor_filters_on_secret_columns(tenants, sam):
                 "get", reverse(f"{prefix}_changelist"), {f"{column}__isnull": "False"}
             )
             assert filtered.status_code == 400, (model._meta.label, column)
-    assert sorted(guarded) == ["certmgr.Certificate", "certmgr.CertificateRequest"]
+    assert sorted(guarded) == ["certificates.Certificate", "certificates.CertificateRequest"]
 
 
 def _fails(request):

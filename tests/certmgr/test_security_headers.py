@@ -193,8 +193,8 @@ def test_every_admin_page_staff_reach_is_hardened(client, django_user_model, wor
     visited = crawl(client, reverse("admin:index"), prefix="/admin/")
     assert {
         "index",
-        "certmgr_certificate_changelist",
-        "certmgr_certificate_change",
+        "certificates_certificate_changelist",
+        "certificates_certificate_change",
         "saleschannels_saleschannel_change",
         "axes_accessattempt_changelist",
     } <= url_names(visited)

@@ -1,4 +1,4 @@
-"""The expiry timeline chart (certmgr/charts.py): pure, no database."""
+"""The expiry timeline chart (monitoring/charts.py): pure, no database."""
 
 from datetime import date, timedelta
 from xml.etree import ElementTree

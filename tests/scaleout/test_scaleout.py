@@ -206,7 +206,7 @@ def channel_states(db: psycopg.Connection) -> dict[int, Channel]:
             "SELECT s.id, s.hostname, s.ssl_mode, s.renewal_failures, s.renewal_claim, "
             "s.active_certificate_id, c.source, c.replaces_id, c.certificate_pem, c.chain_pem, "
             "c.fingerprint_sha256 FROM saleschannels_saleschannel s "
-            "LEFT JOIN certmgr_certificate c ON c.id = s.active_certificate_id",
+            "LEFT JOIN certificates_certificate c ON c.id = s.active_certificate_id",
         )
     }
 
