@@ -104,9 +104,9 @@ def test_after_rotation_the_old_key_can_be_removed_and_every_key_still_decrypts(
 
     output = _rotate(batch_size=64)  # several batches per table
 
-    assert f"certmgr_certificate.private_key_encrypted: {CERTIFICATES} value(s), " in output
+    assert f"certificates_certificate.private_key_encrypted: {CERTIFICATES} value(s), " in output
     assert f"{CERTIFICATES} re-encrypted, 0 already under the first key" in output
-    assert f"certmgr_certificaterequest.private_key_encrypted: {REQUESTS} value(s)" in output
+    assert f"certificates_certificaterequest.private_key_encrypted: {REQUESTS} value(s)" in output
     assert f"acme_client_acmeaccount.key_encrypted: {ACCOUNTS} value(s)" in output
     assert f"Done: {CERTIFICATES + REQUESTS + ACCOUNTS} value(s) re-encrypted." in output
     assert "PRIVATE KEY" not in output
@@ -180,7 +180,7 @@ def test_a_value_under_an_unknown_key_is_named_and_nothing_is_changed(settings, 
     with pytest.raises(CommandError) as refused:
         call_command("rotate_encryption_keys", stdout=out, stderr=err)
 
-    assert f"certmgr_certificate.private_key_encrypted row {stranger.pk}:" in err.getvalue()
+    assert f"certificates_certificate.private_key_encrypted row {stranger.pk}:" in err.getvalue()
     assert "1 stored value(s) cannot be decrypted" in str(refused.value)
     assert "do not remove any old key" in str(refused.value)
     everything = out.getvalue() + err.getvalue() + str(refused.value)

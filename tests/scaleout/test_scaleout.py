@@ -218,7 +218,7 @@ def issued_channels(db: psycopg.Connection, generation: int) -> int:
     return rows(
         db,
         "SELECT COUNT(*) FROM saleschannels_saleschannel s "
-        "JOIN certmgr_certificate c ON c.id = s.active_certificate_id "
+        "JOIN certificates_certificate c ON c.id = s.active_certificate_id "
         f"WHERE c.source = 'managed' AND s.renewal_claim = '' AND c.replaces_id {renewed}",
     )[0][0]
 
@@ -235,7 +235,7 @@ def assert_generation(db: psycopg.Connection, channel_ids: list[int], *, generat
     assert {status for _, status, _ in orders} == {"valid"}
     ordered = [certificate for _, _, certificate in orders]
     assert len(set(ordered)) == len(ordered)
-    managed = rows(db, "SELECT id, replaces_id FROM certmgr_certificate WHERE source = 'managed'")
+    managed = rows(db, "SELECT id, replaces_id FROM certificates_certificate WHERE source = 'managed'")
     assert sorted(ordered) == sorted(certificate for certificate, _ in managed)
     channels = channel_states(db)
     assert sorted(channels) == sorted(channel_ids)
@@ -250,8 +250,8 @@ def expiring_emailed(db: psycopg.Connection) -> bool:
     return bool(
         rows(
             db,
-            "SELECT 1 FROM certmgr_notification n "
-            "JOIN certmgr_certificate c ON c.id = n.certificate_id "
+            "SELECT 1 FROM monitoring_notification n "
+            "JOIN certificates_certificate c ON c.id = n.certificate_id "
             "WHERE c.name = %s AND n.emailed_at IS NOT NULL",
             EXPIRING_NAME,
         )
@@ -427,11 +427,11 @@ def test_two_of_everything_issue_one_certificate_per_channel_and_answer_every_ch
         # Findings: the expiring certificate once, and no finding in two e-mails.
         assert rows(
             db,
-            "SELECT n.threshold FROM certmgr_notification n "
-            "JOIN certmgr_certificate c ON c.id = n.certificate_id WHERE c.name = %s",
+            "SELECT n.threshold FROM monitoring_notification n "
+            "JOIN certificates_certificate c ON c.id = n.certificate_id WHERE c.name = %s",
             EXPIRING_NAME,
         ) == [("7d",)]
-        emailed = rows(db, "SELECT COUNT(*) FROM certmgr_notification WHERE emailed_at IS NOT NULL")
+        emailed = rows(db, "SELECT COUNT(*) FROM monitoring_notification WHERE emailed_at IS NOT NULL")
         digests = [
             message
             for message in digests_sent(mail_dir)
