@@ -17,14 +17,17 @@ MOVED = {
 
 
 def content_types_move(apps, schema_editor, *, backwards=False):
-    """Point the moved models' content types at their new app (or back), unless the target
-    already has one (then the old one is left for Django's stale-content-type cleanup)."""
+    """Point the moved models' content types at their new app (or back). A content type the
+    target app already has was made by a `migrate` of that app alone, before this migration:
+    only its own new permissions point at it, so it gives way to the one history points at."""
     ContentType = apps.get_model("contenttypes", "ContentType")
     for model, app in MOVED.items():
         source, target = ("certmgr", app) if not backwards else (app, "certmgr")
-        if ContentType.objects.filter(app_label=target, model=model).exists():
+        moving = ContentType.objects.filter(app_label=source, model=model)
+        if not moving.exists():
             continue
-        ContentType.objects.filter(app_label=source, model=model).update(app_label=target)
+        ContentType.objects.filter(app_label=target, model=model).delete()
+        moving.update(app_label=target)
 
 
 def content_types_back(apps, schema_editor):
