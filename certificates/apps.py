@@ -11,5 +11,5 @@ class CertificatesConfig(AppConfig):
         ("Certificate", "private_key_encrypted"),
         ("CertificateRequest", "private_key_encrypted"),
     )
-    # The files of an upload waiting for its expiry date (certificates.views.UPLOAD_DRAFT_SESSION_KEY).
+    # The files of an upload waiting for its expiry date (views.UPLOAD_DRAFT_SESSION_KEY).
     encrypted_session_keys = ("certificate_upload_draft",)

@@ -1,11 +1,11 @@
 """Forms of the certificate back office.
 
 The upload forms (CertificateUploadForm and its kinds) read the files, bound their size, hand
-the bytes to the pure parser (bundle.py) and put each of its findings on the field it concerns.
+the bytes to the pure parser (bundle/) and put each of its findings on the field it concerns.
 When an SSL certificate cannot be read at all, the form asks for the expiry date by hand
 (README, "Using it") and the files the operator already chose are kept in `draft` so they
-need not be chosen again. Apple Pay's certificates are always X.509 from Apple: an unreadable one is the
-wrong file, refused; their key type and merchant identifier are checked (apple.py).
+need not be chosen again. Apple Pay's certificates are always X.509 from Apple: an unreadable
+one is the wrong file, refused; their key type and merchant identifier are checked (apple.py).
 
 The Apple Pay identity proof is not X.509: its form takes the file as it is, with the expiry
 date typed by hand. The CSR forms create a key and request, and pair Apple's certificate with
