@@ -2,8 +2,12 @@
 
 The cast (after healthchecks): Alice manages Acme Tickets, Bob is a viewer at Acme Tickets,
 Charlie manages the Opera House and must see nothing of Acme, Sam is platform staff.
+
+Under CI=true a skip whose reason is not in CI_ALLOWED_SKIPS fails the run (a missing
+program already fails there: tests/support.py's require_program).
 """
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -17,6 +21,61 @@ from institutions.models import Institution, Membership
 from tests.nginx import nginx_run
 from tests.pebble import pebble_run
 from tests.support import PASSWORD, require_program
+
+# The skips CI may report: one entry per reason that happens today in one of its two passes
+# (.ci/run: `make test` on SQLite, `make test-postgres`). Anything else skipped under CI=true
+# is a test CI silently stopped running, and fails (pytest_runtest_makereport below).
+CI_ALLOWED_SKIPS = frozenset(
+    {
+        # SQLite pass, tests/core/test_database_dump.py: pg_dump needs a PostgreSQL database;
+        # the PostgreSQL pass runs this test.
+        "PostgreSQL only: runs under `make test-postgres` (scripts/with-postgres)",
+        # PostgreSQL pass, same file: the SQLite-file test has no SQLite file to read; the
+        # SQLite pass runs it, and the pg_dump test is its PostgreSQL counterpart.
+        "the database is postgresql; the pg_dump test covers it",
+        # PostgreSQL pass, tests/certificates/test_hostile_upload.py, once per corpus folder
+        # (4): the corpus is CPU-bound parsing, run once, in the SQLite pass.
+        "the corpus runs once, in the SQLite pass of CI: it exercises the parser and the "
+        "views, whose database work is the same on PostgreSQL (some 100 s of CPU per pass)",
+    }
+)
+
+
+def _skip_reason(report) -> str:
+    """The reason a skipped report gives, as passed to pytest.skip() or skipif()."""
+    longrepr = report.longrepr
+    message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return message.removeprefix("Skipped: ")
+
+
+def _skip_forbidden(report) -> bool:
+    """Turn a skip CI does not allow into a failure naming its reason; True when it did."""
+    if os.environ.get("CI") != "true" or not report.skipped or hasattr(report, "wasxfail"):
+        return False
+    reason = _skip_reason(report)
+    if reason in CI_ALLOWED_SKIPS:
+        return False
+    report.outcome = "failed"
+    report.longrepr = (
+        f"Skipped under CI=true for a reason not in CI_ALLOWED_SKIPS (tests/conftest.py): "
+        f"{reason!r}. Make the test run in CI, or allow the reason there with a comment why."
+    )
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _skip_forbidden(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    # A whole module skipped at import (pytest.importorskip, allow_module_level=True).
+    report = yield
+    _skip_forbidden(report)
+    return report
 
 
 @pytest.fixture(autouse=True, scope="session")

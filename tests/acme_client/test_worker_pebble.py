@@ -6,6 +6,7 @@ The worker is another process, so it shares the test database through its file (
 server (PostgreSQL), hence transactional tests.
 """
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -158,26 +159,45 @@ def test_beat_renews_a_short_lived_certificate_with_no_failed_handshake(
         assert seen[0] == first.fingerprint_sha256 and seen[-1] == second.fingerprint_sha256
 
 
+# Celery's INFO line when a worker takes a task off the queue; the id stays the same when
+# the broker delivers an unacknowledged task again.
+ISSUE_RECEIVED = re.compile(r"Task acme_client\.tasks\.issue_certificate\[([0-9a-f-]+)\] received")
+
+
 def test_a_worker_killed_during_issuance_leaves_exactly_one_active_certificate(
     stack, client, alice, channel, monkeypatch
 ):
-    # The application answers the first HTTP-01 fetch slowly, so the worker is caught in
-    # the middle of the order.
-    answered = []
+    # The application holds Pebble's first HTTP-01 fetch until the worker has been killed:
+    # the worker waits for Pebble and Pebble for this answer, so the order cannot complete
+    # before the kill, whatever the machine's speed.
+    first_fetch, released, lock = threading.Event(), threading.Event(), threading.Lock()
     answer = views.challenge_answer
 
-    def slow_answer(**kwargs):
-        if not answered:
-            answered.append(True)
-            time.sleep(3)
+    def held_answer(**kwargs):
+        with lock:
+            hold = not first_fetch.is_set()
+            first_fetch.set()
+        if hold:
+            released.wait(60)
         return answer(**kwargs)
 
-    monkeypatch.setattr(views, "challenge_answer", slow_answer)
+    monkeypatch.setattr(views, "challenge_answer", held_answer)
     with stack(renew_interval=3600) as (pebble, worker):
         client.force_login(alice)
-        client.post(reverse("channel_ssl", args=[channel.pk]), {"mode": "managed"})
-        wait_for(lambda: AcmeOrder.objects.filter(channel=channel).exists(), what="an order")
-        worker.kill(SIGKILL)
+        try:
+            client.post(reverse("channel_ssl", args=[channel.pk]), {"mode": "managed"})
+            assert first_fetch.wait(60), f"Pebble never fetched the challenge\n{worker.log_tail()}"
+            # The moment of the kill: an order started and not finished, no certificate yet.
+            killed_order = AcmeOrder.objects.get(channel=channel)
+            assert killed_order.status == AcmeOrder.Status.PENDING
+            assert killed_order.finished_at is None
+            channel.refresh_from_db()
+            assert channel.active_certificate is None and channel.renewal_claim
+            assert not Certificate.objects.filter(source=Certificate.Source.MANAGED).exists()
+            [task_id] = ISSUE_RECEIVED.findall(worker.log())
+            worker.kill(SIGKILL)
+        finally:
+            released.set()
         worker.restart()
         # acks_late: the unacknowledged task comes back (visibility timeout) and runs again.
         certificate = wait_for(
@@ -185,6 +205,12 @@ def test_a_worker_killed_during_issuance_leaves_exactly_one_active_certificate(
             timeout=90,
             what=f"the certificate after the crash\n{worker.log_tail()}",
         )
+        # The same task, delivered a second time to the restarted worker, placed a new order.
+        assert ISSUE_RECEIVED.findall(worker.log()) == [task_id, task_id]
+        orders = list(AcmeOrder.objects.filter(channel=channel).order_by("pk"))
+        assert len(orders) == 2 and orders[0].pk == killed_order.pk
+        assert orders[0].certificate is None
+        assert orders[1].status == AcmeOrder.Status.VALID and orders[1].certificate == certificate
         assert Certificate.objects.filter(source=Certificate.Source.MANAGED).count() == 1
         channel.refresh_from_db()
         assert channel.active_certificate == certificate and not channel.renewal_claim

@@ -1,6 +1,5 @@
 """A real Chromium (Debian's /usr/bin/chromium) driven by Playwright against the live server."""
 
-import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,11 +20,12 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def browser_page(live_server, tmp_path):
+def browser_page(live_server, tmp_path, monkeypatch):
     require_program(CHROMIUM)
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the
-    # test itself are still synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # test itself are still synchronous and safe. For this test only: monkeypatch unsets it
+    # after this fixture's teardown, so the tests after it keep Django's guard.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -95,6 +95,26 @@ def test_another_institution_gets_404_on_every_certificate_url(
     assert Certificate.objects.filter(pk=certificate.pk).exists()
 
 
-def test_staff_see_every_institution(client, sam, certificate):
+def test_staff_see_every_institution(client, sam, alice, opera, certificate, make_certificate):
+    opera_certificate = make_certificate(opera, name="Box office", hostnames=["tickets.opera.test"])
+    institution_of = {certificate: "Acme Tickets", opera_certificate: "Opera House"}
+    # Alice sees only her institution's: the list below is not everything to everyone.
+    client.force_login(alice)
+    alice_list = client.get(reverse("certificate_list"))
+    assert [row["certificate"] for row in alice_list.context["rows"]] == [certificate]
+    assert "Box office" not in alice_list.content.decode()
+
     client.force_login(sam)
-    assert client.get(certificate.get_absolute_url()).status_code == 200
+    listing = client.get(reverse("certificate_list"))
+
+    assert {row["certificate"] for row in listing.context["rows"]} == set(institution_of)
+    html = listing.content.decode()
+    for shown, institution_name in institution_of.items():
+        assert f'<a href="{shown.get_absolute_url()}">{shown.name}</a>' in html
+        assert f"<td>{institution_name}</td>" in html  # the row's cell, not the filter's option
+        detail = client.get(shown.get_absolute_url())
+        assert detail.status_code == 200
+        page = detail.content.decode()
+        assert f"<dt>Institution</dt><dd>{institution_name}</dd>" in page
+        for text in (shown.name, shown.fingerprint_sha256, shown.domains[0]):
+            assert text in page, (shown.name, text)

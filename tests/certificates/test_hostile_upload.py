@@ -11,10 +11,11 @@ returns for a CSR made here, and as the Apple Pay identity proof. For each uploa
   or, for a certificate that cannot be read, on the expiry date it then asks for), or the
   413 page for a body over the request cap; never an "unexpected problem" from the parser;
 * nothing is stored on refusal, and an acceptance stores exactly one certificate;
-* the answer comes within UPLOAD_SECONDS_MAX (generous: the machine is shared).
+* the request costs at most UPLOAD_CPU_SECONDS_MAX of CPU time in this process (the test
+  client runs the view here), not wall-clock time, which a busy shared machine stretches.
 
 Failures are collected per file and role and asserted together, so that one run names them
-all. The upload times are printed (pytest -s) for the record.
+all. The upload times (CPU and wall clock) are printed (pytest -s) for the record.
 """
 
 import base64
@@ -62,7 +63,13 @@ CORPUS_FOLDERS = ("x509", "pkcs12", "pkcs7", "asymmetric")
 # The password of every protected PKCS#12 file in cryptography-vectors.
 CORPUS_PKCS12_PASSWORD = "cryptography"
 CORPUS_ROLES = ("certificate", "key", "chain", "p12", "request complete")
-UPLOAD_SECONDS_MAX = 5.0
+# The CPU time one upload may cost, measured with time.process_time() around the test
+# client's request: the view runs in this process, so that is the parsing and checking the
+# server would do, and it does not grow when other programs compete for the machine's cores
+# (wall-clock time does). The slowest uploads here cost under 0.2 s; a parser that goes
+# quadratic on a hostile file costs seconds to minutes. process_time() counts every thread
+# of the process, and no other thread of this process works during these requests.
+UPLOAD_CPU_SECONDS_MAX = 2.0
 MERCHANT = "merchant.test.hostile"
 TOO_LARGE_PAGE_TITLE = "Upload too large"
 
@@ -147,12 +154,15 @@ def roles_make(institution, valid: demo_pki.Issued, request: CertificateRequest)
 
 @dataclass
 class Uploads:
-    """Sends files in roles and records what went wrong, how long each took, what was kept."""
+    """Sends files in roles and records what went wrong, what each cost, what was kept."""
 
     client: object
     roles: list[Role]
     failures: list[str] = field(default_factory=list)
+    # Wall-clock seconds of each upload, printed for the record only.
     seconds: list[float] = field(default_factory=list)
+    # CPU seconds of each upload (time.process_time()): the bound is on these.
+    cpu_seconds: list[float] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def send_all(self, data: bytes, label: str, *, roles: list[Role] | None = None) -> None:
@@ -168,14 +178,16 @@ class Uploads:
 
     def send(self, role: Role, data: bytes, label: str) -> bool:
         """Upload ``data`` in ``role``; True when it was accepted."""
-        started = time.perf_counter()
-        response = self.client.post(role.url, role.post_data(data, Path(label).name))
-        elapsed = time.perf_counter() - started
-        self.seconds.append(elapsed)
+        post_data = role.post_data(data, Path(label).name)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        response = self.client.post(role.url, post_data)
+        cpu = time.process_time() - cpu_started
+        self.seconds.append(time.perf_counter() - started)
+        self.cpu_seconds.append(cpu)
         problem = self._problem(role, response)
-        if elapsed > UPLOAD_SECONDS_MAX:
+        if cpu > UPLOAD_CPU_SECONDS_MAX:
             problem = f"{problem}; " if problem else ""
-            problem += f"answered in {elapsed:.1f} s"
+            problem += f"cost {cpu:.1f} s of CPU"
         if problem:
             self.failures.append(f"{label} as {role.name}: {problem}")
         return response.status_code == 302
@@ -203,11 +215,12 @@ class Uploads:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     def report(self, title: str) -> str:
-        ordered = sorted(self.seconds)
+        ordered, cpu = sorted(self.seconds), sorted(self.cpu_seconds)
         return (
             f"{title}: {len(ordered)} uploads {self.outcomes}, "
             f"median {statistics.median(ordered) * 1000:.1f} ms, "
-            f"max {ordered[-1] * 1000:.0f} ms, total {sum(ordered):.1f} s"
+            f"max {ordered[-1] * 1000:.0f} ms, total {sum(ordered):.1f} s; "
+            f"CPU median {statistics.median(cpu) * 1000:.1f} ms, max {cpu[-1] * 1000:.0f} ms"
         )
 
     def assert_clean(self, title: str) -> None:

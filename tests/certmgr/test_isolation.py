@@ -750,7 +750,14 @@ class Findings:
 
 
 # The apps whose models hold the project's data.
-PROJECT_APPS = ("core", "institutions", "certificates", "saleschannels", "acme_client", "monitoring")
+PROJECT_APPS = (
+    "core",
+    "institutions",
+    "certificates",
+    "saleschannels",
+    "acme_client",
+    "monitoring",
+)
 
 
 def database_rows() -> dict:

@@ -1,5 +1,6 @@
 """Celery tasks of expiry monitoring, their beat schedule, and the probe after a deployment."""
 
+import logging
 import socket
 
 import pytest
@@ -8,6 +9,7 @@ from django.urls import reverse
 
 from monitoring import tasks
 from saleschannels import services as channel_services
+from saleschannels import tasks as channel_tasks
 from saleschannels.models import ProbeStatus, SalesChannel
 
 pytestmark = pytest.mark.django_db
@@ -83,10 +85,10 @@ def test_probe_channel_records_what_the_edge_serves(acme, refused_address):
     channel = SalesChannel.objects.create(
         institution=acme, name="Shop", hostname="shop.acme.test", ssl_mode="managed"
     )
-    assert tasks.probe_channel(channel.pk) == ProbeStatus.FAILED
+    assert channel_tasks.probe_channel(channel.pk) == ProbeStatus.FAILED
     channel.refresh_from_db()
     assert "Connection refused" in channel.probe_error
-    assert tasks.probe_channel(channel.pk + 1000) is None  # deleted meanwhile
+    assert channel_tasks.probe_channel(channel.pk + 1000) is None  # deleted meanwhile
 
 
 def test_saving_ssl_management_queues_a_probe_of_the_channel(
@@ -95,7 +97,7 @@ def test_saving_ssl_management_queues_a_probe_of_the_channel(
     certificate = make_certificate(acme, hostnames=["shop.acme.test"])
     channel = SalesChannel.objects.create(institution=acme, name="Shop", hostname="shop.acme.test")
     queued = []
-    monkeypatch.setattr(tasks.probe_channel, "delay", queued.append)
+    monkeypatch.setattr(channel_tasks.probe_channel, "delay", queued.append)
     client.force_login(alice)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -106,14 +108,47 @@ def test_saving_ssl_management_queues_a_probe_of_the_channel(
     assert queued == [channel.pk]
 
 
-def test_a_broker_that_cannot_take_the_probe_does_not_fail_the_deployment(
+def test_the_probe_after_a_deployment_is_queued_once_after_commit_with_the_channel_id(
     acme, monkeypatch, django_capture_on_commit_callbacks
 ):
     channel = SalesChannel.objects.create(institution=acme, name="Shop", hostname="shop.acme.test")
+    queued = []
+    monkeypatch.setattr(channel_tasks.probe_channel, "delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        channel_services.probe_after_deploy(channel)
+        assert queued == []  # not before the deployment's transaction commits
+    assert len(callbacks) == 1
+    assert queued == []
+    callbacks[0]()  # the commit
+
+    assert queued == [channel.pk]
+
+
+def test_a_broker_that_cannot_take_the_probe_is_logged_and_does_not_fail_the_deployment(
+    acme, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    channel = SalesChannel.objects.create(institution=acme, name="Shop", hostname="shop.acme.test")
+    attempts = []
 
     def broker_down(channel_id):
+        attempts.append(channel_id)
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.probe_channel, "delay", broker_down)
-    with django_capture_on_commit_callbacks(execute=True):
-        channel_services.probe_after_deploy(channel)
+    monkeypatch.setattr(channel_tasks.probe_channel, "delay", broker_down)
+    with (
+        caplog.at_level(logging.WARNING, logger=channel_services.logger.name),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        channel_services.probe_after_deploy(channel)  # raises nothing, at commit either
+
+    assert len(callbacks) == 1
+    assert attempts == [channel.pk]
+    warnings = [
+        record
+        for record in caplog.records
+        if record.name == channel_services.logger.name and record.levelno == logging.WARNING
+    ]
+    assert [record.getMessage() for record in warnings] == [
+        f"could not queue a probe of channel {channel.pk}: broker unreachable"
+    ]

@@ -2,7 +2,9 @@
 
 import os
 import socket
-import time
+import ssl
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
 
@@ -15,6 +17,7 @@ from certmgr import demo_pki
 from saleschannels.edge import edge_channel_deploy, edge_sync
 from saleschannels.models import ProbeStatus, SalesChannel
 from saleschannels.probe import (
+    PROBE_WORKERS,
     ProbeError,
     address_parse,
     certificate_fingerprint,
@@ -50,13 +53,105 @@ def closed_port():
     return port_free()
 
 
+# How long a server below holds a connection at most before it gives up waiting for what
+# the test expects. Never a measurement: only a way to end a broken run instead of hanging.
+# Probes that talk to these servers get a longer timeout still, so that only a test that
+# wants a timeout ever sees one.
+HOLD_SECONDS_MAX = 20.0
+PROBE_TIMEOUT_SAFE = 30.0
+
+
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 that hands each connection to `handle(server, connection)`
+    in a thread of its own, and counts connections: `accepted`, `open` (the handler has not
+    returned), `pending` (accepted, not answered yet: see answering()) and `peak_pending`.
+
+    `release` is set when the server closes: handlers that hold a connection wait on it.
+    """
+
+    def __init__(self, handle: Callable[["LoopbackServer", socket.socket], None]):
+        self._handle = handle
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.accepted = self.open = self.pending = self.peak_pending = 0
+        self.release = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        # accept() wakes up now and then to see whether the server was closed.
+        self._listener.settimeout(0.1)
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
+
+    def answering(self) -> None:
+        """The handler is about to answer its connection: it is no longer pending."""
+        with self._lock:
+            self.pending -= 1
+
+    def close(self) -> None:
+        self.release.set()
+        self._acceptor.join()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(HOLD_SECONDS_MAX)
+
+    def _accept_loop(self) -> None:
+        while not self.release.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            connection.settimeout(HOLD_SECONDS_MAX)
+            with self._lock:
+                self.accepted += 1
+                self.open += 1
+                self.pending += 1
+                self.peak_pending = max(self.peak_pending, self.pending)
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            with connection:
+                self._handle(self, connection)
+        except OSError:
+            pass  # the probe hung up first (or timed out): its own outcome says so
+        finally:
+            with self._lock:
+                self.open -= 1
+
+
 @pytest.fixture
-def silent_server():
-    """A loopback port that accepts TCP connections and never says a word."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        yield f"127.0.0.1:{server.getsockname()[1]}"
+def loopback_server():
+    """Start LoopbackServer(handle) servers; all are closed after the test."""
+    servers: list[LoopbackServer] = []
+
+    def start(handle) -> LoopbackServer:
+        servers.append(LoopbackServer(handle))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def silent_server(loopback_server):
+    """A server that accepts TCP connections, says nothing and keeps each one open until the
+    test is over."""
+    return loopback_server(lambda server, connection: server.release.wait())
+
+
+@pytest.fixture
+def tls_context(tmp_path):
+    """A server TLS context with a self-signed certificate for any name; it is nobody's
+    active certificate, so a channel probed against it is a mismatch (not a failure)."""
+    served = demo_pki.self_signed_create(hostnames=["probe-target.example.test"])
+    (tmp_path / "served.crt").write_bytes(served.certificate_pem)
+    (tmp_path / "served.key").write_bytes(served.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "served.crt", tmp_path / "served.key")
+    return context
 
 
 def expired_certificate(institution, pki, *, hostname=HOST) -> Certificate:
@@ -228,22 +323,24 @@ def test_a_port_that_speaks_plain_http_is_named_as_such(nginx_edge):
         probe_served_certificate(hostname=HOST, address=nginx_edge.http_address, timeout=5)
 
 
-def test_a_closed_port_fails_quickly(closed_port):
-    started = time.monotonic()
-
+def test_a_closed_port_is_reported_refused_not_waited_for(closed_port):
+    # A refusal is the kernel's immediate answer; a probe that waited for its timeout instead
+    # would say "No answer from ... within 30 s".
     with pytest.raises(ProbeError, match="Connection refused by 127.0.0.1:\\d+"):
-        probe_served_certificate(hostname=HOST, address=f"127.0.0.1:{closed_port}", timeout=5)
-
-    assert time.monotonic() - started < 1
+        probe_served_certificate(
+            hostname=HOST, address=f"127.0.0.1:{closed_port}", timeout=PROBE_TIMEOUT_SAFE
+        )
 
 
 def test_a_server_that_never_answers_the_handshake_times_out(silent_server):
-    started = time.monotonic()
+    with pytest.raises(ProbeError, match=f"No answer from {silent_server.address} within 0.3 s"):
+        probe_served_certificate(hostname=HOST, address=silent_server.address, timeout=0.3)
 
-    with pytest.raises(ProbeError, match=f"No answer from {silent_server} within 0.3 s"):
-        probe_served_certificate(hostname=HOST, address=silent_server, timeout=0.3)
-
-    assert time.monotonic() - started < 2
+    # The probe gave up on its own: the server had its connection and still holds it open
+    # (it lets go only when the test is over), so nothing but the timeout ended the call.
+    assert silent_server.accepted == 1
+    assert silent_server.open == 1
+    assert not silent_server.release.is_set()
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 support")
@@ -296,19 +393,77 @@ def test_channels_probe_counts_every_ssl_channel_and_skips_the_others(
     assert (plain.probe_status, plain.probe_error) == ("", "")
 
 
-def test_channels_probe_runs_the_handshakes_in_parallel(
-    settings, make_certificate, acme, channel_with, silent_server
+def test_channels_probe_runs_a_pool_of_handshakes_at_once(
+    settings, make_certificate, acme, channel_with, loopback_server, tls_context
 ):
-    settings.CERTMGR_PROBE_ADDRESS = silent_server
-    settings.CERTMGR_PROBE_TIMEOUT = 0.5
-    for index in range(8):
-        channel_with(make_certificate(acme, hostnames=[f"s{index}.example.test"]))
-    started = time.monotonic()
+    # The server answers no connection until PROBE_WORKERS of them wait unanswered at once.
+    # Probes one after the other would never get there: the first would wait alone until the
+    # server gave up, and the peak would be 1.
+    pool_full = threading.Event()
 
-    assert channels_probe()["failed"] == 8
+    def answer_once_the_pool_is_full(server, connection):
+        if server.pending >= PROBE_WORKERS:
+            pool_full.set()
+        if not pool_full.wait(HOLD_SECONDS_MAX):
+            pool_full.set()  # give up: the peak below says what happened
+        server.answering()
+        tls_context.wrap_socket(connection, server_side=True).close()
 
-    # One after the other this would take 8 x 0.5 s.
-    assert time.monotonic() - started < 2
+    server = loopback_server(answer_once_the_pool_is_full)
+    settings.CERTMGR_PROBE_ADDRESS = server.address
+    settings.CERTMGR_PROBE_TIMEOUT = PROBE_TIMEOUT_SAFE
+    channels = PROBE_WORKERS + 4
+    for index in range(channels):
+        channel_with(make_certificate(acme, hostnames=[f"s{index:02}.example.test"]))
+
+    counts = channels_probe()
+
+    # Every probe got its handshake (a mismatch, not a failure: nothing timed out), with
+    # exactly the pool's worth of handshakes waiting at once, never more.
+    assert counts == {"ok": 0, "mismatch": channels, "expired": 0, "failed": 0}
+    assert server.accepted == channels
+    assert server.peak_pending == PROBE_WORKERS
+
+
+def test_a_slow_host_does_not_hold_the_other_probes_up(
+    settings, make_certificate, acme, channel_with, loopback_server, tls_context
+):
+    # The slow host's handshake waits until every other channel has had its answer, so this
+    # passes only if the others were probed while the slow one was still waiting.
+    slow = "a-slow.example.test"  # first by hostname: probed first, one after the other
+    others = {f"other{index:02}.example.test" for index in range(PROBE_WORKERS + 3)}
+    answered: list[str] = []
+    others_answered = threading.Event()
+    slow_released = []
+    # The name each connection asked for (SNI), by the server thread that handles it.
+    asked: dict[int, str] = {}
+
+    def hold_the_slow_host(tls, server_name, context):
+        asked[threading.get_ident()] = server_name
+        if server_name == slow:
+            slow_released.append(others_answered.wait(HOLD_SECONDS_MAX))
+
+    tls_context.sni_callback = hold_the_slow_host
+
+    def answer(server, connection):
+        server.answering()
+        tls_context.wrap_socket(connection, server_side=True).close()
+        answered.append(asked[threading.get_ident()])
+        if others <= set(answered):
+            others_answered.set()
+
+    server = loopback_server(answer)
+    settings.CERTMGR_PROBE_ADDRESS = server.address
+    settings.CERTMGR_PROBE_TIMEOUT = PROBE_TIMEOUT_SAFE
+    for hostname in [slow, *sorted(others)]:
+        channel_with(make_certificate(acme, hostnames=[hostname]))
+    assert SalesChannel.objects.first().hostname == slow
+
+    counts = channels_probe()
+
+    assert slow_released == [True]  # released by the others' answers, not by giving up
+    assert set(answered[:-1]) == others and answered[-1] == slow
+    assert counts == {"ok": 0, "mismatch": len(others) + 1, "expired": 0, "failed": 0}
 
 
 def test_probe_channels_command_prints_one_line_per_channel_and_a_summary(

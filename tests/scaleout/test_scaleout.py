@@ -235,7 +235,9 @@ def assert_generation(db: psycopg.Connection, channel_ids: list[int], *, generat
     assert {status for _, status, _ in orders} == {"valid"}
     ordered = [certificate for _, _, certificate in orders]
     assert len(set(ordered)) == len(ordered)
-    managed = rows(db, "SELECT id, replaces_id FROM certificates_certificate WHERE source = 'managed'")
+    managed = rows(
+        db, "SELECT id, replaces_id FROM certificates_certificate WHERE source = 'managed'"
+    )
     assert sorted(ordered) == sorted(certificate for certificate, _ in managed)
     channels = channel_states(db)
     assert sorted(channels) == sorted(channel_ids)
@@ -431,7 +433,9 @@ def test_two_of_everything_issue_one_certificate_per_channel_and_answer_every_ch
             "JOIN certificates_certificate c ON c.id = n.certificate_id WHERE c.name = %s",
             EXPIRING_NAME,
         ) == [("7d",)]
-        emailed = rows(db, "SELECT COUNT(*) FROM monitoring_notification WHERE emailed_at IS NOT NULL")
+        emailed = rows(
+            db, "SELECT COUNT(*) FROM monitoring_notification WHERE emailed_at IS NOT NULL"
+        )
         digests = [
             message
             for message in digests_sent(mail_dir)
