@@ -60,6 +60,9 @@ DEBUG = env.bool("DEBUG", default=False)
 CERTMGR_BACKOFFICE_HOSTS = env.list(
     "CERTMGR_BACKOFFICE_HOSTS", default=["localhost", "127.0.0.1", "[::1]"]
 )
+# No sales channel may claim these domains or any name under them, nor the back-office hosts
+# (README, "Configuration").
+CERTMGR_RESERVED_DOMAINS = env.list("CERTMGR_RESERVED_DOMAINS", default=[])
 # Host checks are done by saleschannels.middleware.HostRoutingMiddleware, which also lets
 # Let's Encrypt and Apple reach /.well-known/ on every sales channel's own hostname.
 ALLOWED_HOSTS = ["*"]
@@ -154,6 +157,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Before any CSRF check or view reads the body (certmgr/upload_limits.py).
     "certmgr.upload_limits.RequestBodyLimitMiddleware",
+    # Then, before anything queries with what the client sent (certmgr/request_checks.py).
+    "certmgr.request_checks.NulCharacterMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "monitoring.middleware.CertificateAlertMiddleware",
@@ -294,20 +299,26 @@ SILENCED_SYSTEM_CHECKS = [
     "security.W021",
 ]
 
-# Login throttling (django-axes): 5 failed logins for one username from one client address
-# lock that pair out for 15 minutes (every attempt during the lock-out, the right password
-# too, is refused and restarts the wait). Username and address together: locking a username
-# alone would let anyone lock a colleague out; an address alone would lock out an office
-# behind one NAT. The address is the proxy's X-Forwarded-For entry behind CERTMGR_BEHIND_PROXY.
+# Login throttling (django-axes; certmgr/login_throttle.py): 5 failed logins for one username
+# from one client address lock that pair out for 15 minutes (every attempt during the lock-out,
+# the right password too, is refused and restarts the wait). Username and address together:
+# locking a username alone would let anyone lock a colleague out. Besides, 30 failures from one
+# address (CERTMGR_LOGIN_ADDRESS_FAILURE_LIMIT), whatever the usernames, lock that address out
+# for everyone: high enough for an office behind one NAT, low enough that one address cannot
+# try a password across many accounts. The address is the proxy's X-Forwarded-For entry behind
+# CERTMGR_BEHIND_PROXY; an IPv6 client counts as its /64.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = 5
+CERTMGR_LOGIN_FAILURE_LIMIT = 5
+CERTMGR_LOGIN_ADDRESS_FAILURE_LIMIT = env.int("CERTMGR_LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+AXES_FAILURE_LIMIT = "certmgr.login_throttle.failure_limit"
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "certmgr.login_throttle.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "certmgr.login_throttle.client_ip_address"
 
 # Celery: an embedded filesystem broker by default, Redis in production.

@@ -1,5 +1,7 @@
-"""Login throttling (django-axes, settings AXES_*): five failed logins for one username from one
-address lock that pair out for 15 minutes with a clear page; others are unaffected."""
+"""Login throttling (django-axes, settings AXES_*, certmgr/login_throttle.py): five failed logins
+for one username from one address lock that pair out for 15 minutes with a clear page; others
+are unaffected. Thirty failed logins from one address, whatever the usernames, lock that
+address out for every user; other addresses are unaffected."""
 
 from datetime import timedelta
 
@@ -16,6 +18,8 @@ pytestmark = pytest.mark.django_db
 
 LIMIT = 5
 LOCKED_OUT = "Too many failed logins for <strong>alice</strong> from your address"
+ADDRESS_LIMIT = 30
+ADDRESS_LOCKED_OUT = "Too many failed logins from your address, whatever the username"
 WRONG_CREDENTIALS = "Please enter a correct username and password"
 
 
@@ -157,6 +161,22 @@ class TestBehindTheProxy:
         # All five counted against the address that really connected.
         assert response.status_code == 429
 
+    def test_an_entry_that_is_no_address_counts_the_peer(self, client, alice):
+        """The proxy always appends an address: anything else came from a client that reached
+        the application another way, which is then the peer (PostgreSQL stores addresses in
+        an `inet` column, which would refuse the text)."""
+        for attempt in range(LIMIT):
+            response = log_in(
+                client,
+                "alice",
+                "not the password",
+                HTTP_X_FORWARDED_FOR=f"203.0.113.9, not-an-address-{attempt}",
+                REMOTE_ADDR="198.51.100.4",
+            )
+        assert response.status_code == 429
+        response = log_in(client, "alice", PASSWORD, REMOTE_ADDR="198.51.100.4")
+        assert response.status_code == 429
+
 
 def test_the_test_clients_login_needs_a_request(client, alice):
     """Throttling needs the request: Django's `client.login()` passes none and is refused
@@ -166,3 +186,104 @@ def test_the_test_clients_login_needs_a_request(client, alice):
         client.login(username="alice", password=PASSWORD)
     assert client.login(request=HttpRequest(), username="alice", password=PASSWORD)
     assert logged_in_as(client) == "alice"
+
+
+def spray(client, usernames, **extra):
+    """One wrong password for each of `usernames`, as a password sprayer tries them."""
+    return [log_in(client, username, "not the password", **extra) for username in usernames]
+
+
+def strangers(count, prefix="stranger"):
+    return [f"{prefix}{number}" for number in range(count)]
+
+
+class TestOneAddressAcrossUsernames:
+    """CERTMGR_LOGIN_ADDRESS_FAILURE_LIMIT: failures from one address count together whatever
+    the usernames, so one address cannot try a password across many accounts."""
+
+    def test_the_limit_is_thirty_by_default(self, settings):
+        assert settings.CERTMGR_LOGIN_ADDRESS_FAILURE_LIMIT == ADDRESS_LIMIT
+
+    def test_thirty_usernames_tried_lock_the_address_for_everyone(self, client, alice):
+        *before, last = spray(client, strangers(ADDRESS_LIMIT))
+        for response in before:
+            assert response.status_code == 200
+            assert WRONG_CREDENTIALS in response.content.decode()
+        assert last.status_code == 429
+        assert "registration/locked_out.html" in [t.name for t in last.templates]
+        page = last.content.decode()
+        assert ADDRESS_LOCKED_OUT in page
+        assert "locked for every user for 15 minutes" in page
+        # Alice never failed, yet from this address even her right password is refused.
+        response = log_in(client, "alice", PASSWORD)
+        assert response.status_code == 429
+        assert ADDRESS_LOCKED_OUT in response.content.decode()
+        assert "alice" not in response.content.decode()
+        assert logged_in_as(client) is None
+
+    def test_another_address_is_not_affected(self, client, alice):
+        spray(client, strangers(ADDRESS_LIMIT))
+        assert log_in(client, "alice", PASSWORD, REMOTE_ADDR="192.0.2.10").status_code == 302
+        assert logged_in_as(client) == "alice"
+
+    def test_the_admin_login_is_locked_too(self, client, sam):
+        spray(client, strangers(ADDRESS_LIMIT))
+        response = client.post(reverse("admin:login"), {"username": "sam", "password": PASSWORD})
+        assert response.status_code == 429
+
+    def test_an_office_under_the_limit_logs_in_as_usual(self, client, alice):
+        """Seven colleagues behind one NAT, each mistyping four times: 28 failures."""
+        for username in strangers(7, prefix="colleague"):
+            for response in fail(client, LIMIT - 1, username=username):
+                assert response.status_code == 200
+        assert log_in(client, "alice", PASSWORD).status_code == 302
+        assert logged_in_as(client) == "alice"
+
+    def test_the_pair_limit_still_comes_first(self, client, alice, bob):
+        fail(client, LIMIT)
+        response = log_in(client, "alice", PASSWORD)
+        assert response.status_code == 429
+        assert LOCKED_OUT in response.content.decode()
+        assert log_in(client, "bob", PASSWORD).status_code == 302
+
+    def test_a_successful_login_does_not_clear_the_others_failures(self, client, alice):
+        """A sprayer holding one account of their own cannot wipe the address's count by
+        logging in with it: only that account's failures go."""
+        spray(client, strangers(ADDRESS_LIMIT - 1))
+        assert log_in(client, "alice", PASSWORD).status_code == 302
+        client.post(reverse("logout"))
+        assert spray(client, ["one-more"])[0].status_code == 429
+
+    def test_the_limit_is_configurable(self, client, alice, settings):
+        settings.CERTMGR_LOGIN_ADDRESS_FAILURE_LIMIT = 8
+        *before, last = spray(client, strangers(8))
+        assert {response.status_code for response in before} == {200}
+        assert last.status_code == 429
+        assert log_in(client, "alice", PASSWORD).status_code == 429
+
+    def test_the_address_is_let_in_again_after_the_cool_off(self, client, alice):
+        with time_machine.travel(timezone.now(), tick=False) as traveller:
+            spray(client, strangers(ADDRESS_LIMIT))
+            traveller.shift(timedelta(minutes=14))
+            assert log_in(client, "alice", PASSWORD).status_code == 429
+            traveller.shift(timedelta(minutes=16))
+            response = log_in(client, "alice", PASSWORD)
+        assert response.status_code == 302
+        assert logged_in_as(client) == "alice"
+
+    def test_an_ipv6_client_counts_as_its_slash_64(self, client, alice):
+        """One site holds a whole /64: trying each username from a fresh address in it does
+        not escape the count. Another /64 is another client."""
+        for number, username in enumerate(strangers(ADDRESS_LIMIT)):
+            response = log_in(
+                client, username, "not the password", REMOTE_ADDR=f"2001:db8:1:2::{number + 1:x}"
+            )
+        assert response.status_code == 429
+        response = log_in(client, "alice", PASSWORD, REMOTE_ADDR="2001:db8:1:2:ffff::9")
+        assert response.status_code == 429
+        response = log_in(client, "alice", PASSWORD, REMOTE_ADDR="2001:db8:1:3::1")
+        assert response.status_code == 302
+
+    def test_an_ipv4_mapped_address_counts_as_its_ipv4(self, client, alice):
+        spray(client, strangers(ADDRESS_LIMIT), REMOTE_ADDR="::ffff:192.0.2.20")
+        assert log_in(client, "alice", PASSWORD, REMOTE_ADDR="192.0.2.20").status_code == 429
