@@ -21,13 +21,20 @@ Contract:
 * Writers in several processes (a worker deploying one channel, ``manage.py deploy_edge``)
   serialise on an ``flock`` of ``.certmgr-lock`` in the directory.
 * A hostname containing "/" or NUL, or starting with ".", is refused with ValueError so that
-  nothing is written outside the directory (hostnames are validated on input already).
+  nothing is written outside the directory (hostnames are validated on input already). One
+  whose ``<hostname>.key`` would exceed the 255-byte file-name limit is refused with
+  ``OSError(ENAMETOOLONG)`` before any file is touched (input allows at most 251 characters,
+  README "Using it": SSL Management; a row stored before that rule may be longer).
+* One hostname's failure never stops the others: ``edge_sync()`` records it (hostname ->
+  reason, logged as an error), goes on with the rest, saves the manifest for what succeeded
+  and only then raises EdgeSyncError with every failure.
 * One log line per change names the hostname. Key material is never logged.
 * Settings are read when a function is called, never at import time.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -56,7 +63,10 @@ CERT_SUFFIX = ".crt"
 KEY_SUFFIX = ".key"
 MANIFEST_NAME = ".certmgr-manifest.json"
 LOCK_NAME = ".certmgr-lock"
+# Temporary files are named by this prefix and random letters (tempfile), never by hostname.
 TEMP_PREFIX = ".certmgr-tmp-"
+# The longest file name Linux file systems (ext4, XFS, tmpfs, overlayfs) take, in bytes.
+FILE_NAME_MAX = 255
 DIR_MODE = 0o750  # nginx's group may traverse; umask can only tighten it
 KEY_MODE = 0o600
 CERT_MODE = 0o644  # public material
@@ -75,14 +85,16 @@ class EdgeChange:
 
 
 class EdgeSyncError(Exception):
-    """Some hostnames could not be deployed (their key cannot be decrypted); all others were.
+    """Some hostnames could not be deployed or removed; all others were.
 
-    `changes` lists what the sync did change, `failures` maps hostname -> reason.
+    `changes` lists what the sync did change, `failures` maps hostname -> reason in plain
+    words, `unchanged` counts the deployable hostnames that were already in place.
     """
 
-    def __init__(self, *, changes: list[EdgeChange], failures: dict[str, str]):
+    def __init__(self, *, changes: list[EdgeChange], failures: dict[str, str], unchanged: int = 0):
         self.changes = changes
         self.failures = failures
+        self.unchanged = unchanged
         names = ", ".join(sorted(failures))
         super().__init__(f"Could not deploy {len(failures)} hostname(s): {names}")
 
@@ -93,6 +105,7 @@ class _Plan:
 
     write: dict[str, int] = field(default_factory=dict)  # hostname -> certificate id
     remove: set[str] = field(default_factory=set)
+    unchanged: int = 0  # deployable hostnames already in place
 
 
 def edge_deployable_channels() -> QuerySet[SalesChannel]:
@@ -115,7 +128,7 @@ def edge_channel_deploy(channel: SalesChannel) -> list[EdgeChange]:
     switch to managed) must not overwrite what a worker deployed meanwhile (the certificate
     it just issued). Whoever deploys last writes what the database says last.
     """
-    hostname = _hostname_check(channel.hostname)
+    hostname = _hostname_fits(_hostname_check(channel.hostname))
     directory = _edge_directory()
     with _edge_lock(directory):
         current = (
@@ -152,7 +165,8 @@ def edge_hostname_remove(hostname: str) -> list[EdgeChange]:
     hostname = _hostname_check(hostname)
     directory = _edge_directory()
     with _edge_lock(directory):
-        changes = _hostname_files_remove(directory, hostname)
+        # A name too long for a file has no files: nothing to unlink.
+        changes = _hostname_files_remove(directory, hostname) if _fits(hostname) else []
         manifest = _manifest_read(directory)
         if manifest.pop(hostname, None) is not None:
             _manifest_write(directory, manifest)
@@ -166,11 +180,13 @@ def edge_sync(*, verify: bool = False) -> list[EdgeChange]:
     hostnames that should not be there. With `verify`, also compares every file's bytes (and
     the key's mode) with what it should hold and rewrites damaged files; that decrypts every
     key, so it is meant for an occasional check, not for every run.
-    Raises EdgeSyncError after deploying everything else when some keys cannot be decrypted.
+    Raises EdgeSyncError after doing everything else when some hostnames failed: a key that
+    cannot be decrypted, a stored hostname that cannot be a file name, a file that cannot be
+    written or removed.
     """
     directory = _edge_directory()
     with _edge_lock(directory):
-        wanted = _wanted_read()
+        wanted, failures = _wanted_read()
         manifest = _manifest_read(directory)
         on_disk = _directory_scan(directory)
         plan = _plan_make(wanted=wanted, manifest=manifest, on_disk=on_disk)
@@ -178,28 +194,32 @@ def edge_sync(*, verify: bool = False) -> list[EdgeChange]:
             _plan_verify(plan, directory=directory, wanted=wanted)
         changes: list[EdgeChange] = []
         for hostname in sorted(plan.remove):
-            changes.extend(_hostname_files_remove(directory, hostname))
-        failures = _planned_writes_run(plan, directory=directory, changes=changes)
+            try:
+                changes.extend(_hostname_files_remove(directory, hostname))
+            except OSError as error:
+                failures[hostname] = _failure_record(hostname, "removed", _failure_words(error))
+        failures.update(_planned_writes_run(plan, directory=directory, changes=changes))
         new_manifest = {
             hostname: fingerprint
             for hostname, (_, fingerprint) in wanted.items()
             if hostname not in failures
         }
-        # A failed hostname keeps whatever it had, and its manifest entry with it.
-        new_manifest.update({h: manifest[h] for h in failures if h in manifest})
+        # A failed write keeps whatever it had, and its manifest entry with it.
+        new_manifest.update({h: manifest[h] for h in failures if h in wanted and h in manifest})
         if new_manifest != manifest:
             _manifest_write(directory, new_manifest)
     if failures:
-        raise EdgeSyncError(changes=changes, failures=failures)
+        raise EdgeSyncError(changes=changes, failures=failures, unchanged=plan.unchanged)
     return changes
 
 
 # --- planning -------------------------------------------------------------------------------
 
 
-def _wanted_read() -> dict[str, tuple[int, str]]:
-    """hostname -> (certificate id, fingerprint) for every deployable channel, in one query."""
-    wanted = {}
+def _wanted_read() -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+    """(hostname -> (certificate id, fingerprint) for every deployable channel, hostname ->
+    reason for those whose stored hostname cannot name a file here), in one query."""
+    wanted, refused = {}, {}
     rows = (
         edge_deployable_channels()
         .order_by()  # no sort: the result becomes a dict
@@ -207,13 +227,31 @@ def _wanted_read() -> dict[str, tuple[int, str]]:
     )
     for hostname, certificate_id, fingerprint in rows:
         try:
-            _hostname_check(hostname)
-        except ValueError:
-            # One corrupt row must not stop the edge for every other shop.
-            logger.error("edge: refusing to deploy unsafe hostname %r", hostname)
+            _hostname_fits(_hostname_check(hostname))
+        except OSError as error:
+            # A row stored before the input rules must not stop the edge for every other shop.
+            refused[hostname] = _failure_record(hostname, "deployed", error.strerror)
+            continue
+        except ValueError as error:  # a corrupt row or a raw SQL edit
+            refused[hostname] = _failure_record(hostname, "deployed", str(error))
             continue
         wanted[hostname] = (certificate_id, fingerprint)
-    return wanted
+    return wanted, refused
+
+
+def _failure_words(error: Exception) -> str:
+    """What went wrong for one hostname, in plain words (never key material)."""
+    if isinstance(error, InvalidToken):
+        return "the private key cannot be decrypted with the configured keys"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return str(error)
+
+
+def _failure_record(hostname: str, action: str, reason: str) -> str:
+    """Log one hostname's failure (`action`: what could not be done); return the reason."""
+    logger.error("edge: %s not %s: %s", hostname, action, reason)
+    return reason
 
 
 def _plan_make(
@@ -226,6 +264,7 @@ def _plan_make(
     for hostname, (certificate_id, fingerprint) in wanted.items():
         if not (manifest.get(hostname) == fingerprint and on_disk.complete(hostname)):
             plan.write[hostname] = certificate_id
+    plan.unchanged = len(wanted) - len(plan.write)
     return plan
 
 
@@ -244,17 +283,18 @@ def _plan_verify(plan: _Plan, *, directory: Path, wanted: dict[str, tuple[int, s
         ):
             logger.warning("edge: %s files differ from the database, rewriting", hostname)
             plan.write[hostname] = certificate.pk
+    plan.unchanged = len(wanted) - len(plan.write)
 
 
 def _planned_writes_run(plan: _Plan, *, directory: Path, changes: list[EdgeChange]) -> dict:
-    """Write every planned hostname; return hostname -> reason for those that failed."""
+    """Write every planned hostname; return hostname -> reason for those that failed (each
+    left as it was)."""
     failures = {}
     for hostname, certificate in _certificates_fetch(plan.write):
         try:
             _certificate_files_write(directory, hostname, certificate)
-        except InvalidToken:
-            logger.error("edge: cannot decrypt the key for %s; left as it was", hostname)
-            failures[hostname] = "the private key cannot be decrypted with the configured keys"
+        except (InvalidToken, OSError) as error:
+            failures[hostname] = _failure_record(hostname, "written", _failure_words(error))
             continue
         changes.append(EdgeChange(hostname, WRITTEN))
     return failures
@@ -279,6 +319,23 @@ def _hostname_check(hostname: str) -> str:
     """The hostname, if it names a file inside the edge directory; ValueError otherwise."""
     if not hostname or "/" in hostname or "\0" in hostname or hostname.startswith("."):
         raise ValueError(f"refusing unsafe hostname for the edge directory: {hostname!r}")
+    return hostname
+
+
+def _fits(hostname: str) -> bool:
+    """Whether <hostname>.crt and <hostname>.key (same length) fit one file name."""
+    return len(f"{hostname}{KEY_SUFFIX}".encode()) <= FILE_NAME_MAX
+
+
+def _hostname_fits(hostname: str) -> str:
+    """The hostname, if its files can be named; OSError(ENAMETOOLONG) in plain words if not."""
+    if not _fits(hostname):
+        longest = FILE_NAME_MAX - len(KEY_SUFFIX)
+        raise OSError(
+            errno.ENAMETOOLONG,
+            f"the hostname has {len(hostname)} characters, too long for the edge's file "
+            f"names (at most {longest})",
+        )
     return hostname
 
 
@@ -407,7 +464,7 @@ def _file_holds(path: Path, data: bytes, *, mode: int | None = None) -> bool:
         if mode is not None and (path.stat().st_mode & 0o777) != mode:
             return False
         return path.read_bytes() == data
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: the write step rewrites it, or reports why not
         return False
 
 

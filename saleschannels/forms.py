@@ -1,14 +1,16 @@
 """Forms of the sales-channel pages."""
 
 from django import forms
+from django.conf import settings
 
 from certificates.models import Certificate
 from certificates.selectors import identity_proofs_valid
 from institutions.models import Institution
 
-from .hostnames import HostnameError, hostname_normalize
+from .hostnames import HostnameError, hostname_normalize, hostname_reserved
 from .models import SalesChannel
 from .selectors import certificate_unusable_reason, channel_certificate_choices
+from .services import HOSTNAME_TAKEN
 
 
 class ChannelForm(forms.Form):
@@ -31,11 +33,22 @@ class ChannelForm(forms.Form):
             hostname = hostname_normalize(self.cleaned_data["hostname"])
         except HostnameError as error:
             raise forms.ValidationError(str(error)) from None
+        # The platform's own hosts and the reserved domains, read at each request.
+        reserved = hostname_reserved(
+            hostname, [*settings.CERTMGR_BACKOFFICE_HOSTS, *settings.CERTMGR_RESERVED_DOMAINS]
+        )
+        if reserved is not None:
+            raise forms.ValidationError(
+                f"{hostname} is reserved for the platform ({reserved} and the names under it): "
+                "choose the shop's own hostname."
+            )
         taken = SalesChannel.objects.filter(hostname=hostname)
         if self.channel is not None:
             taken = taken.exclude(pk=self.channel.pk)
+        # A fast answer only: two requests can both pass it, and the service's insert is what
+        # decides (services.HostnameTaken).
         if taken.exists():
-            raise forms.ValidationError(f"{hostname} is already used by another sales channel.")
+            raise forms.ValidationError(HOSTNAME_TAKEN)
         return hostname
 
 

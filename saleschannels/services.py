@@ -6,10 +6,13 @@ A failed deployment is logged and reported to the caller; `manage.py deploy_edge
 Each change is logged as one event line with the channel's and institution's ids (event_log).
 """
 
+import errno
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cryptography.fernet import InvalidToken
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from certificates.models import Certificate
 from core.audit import audit
@@ -22,8 +25,19 @@ from .tasks import probe_channel
 logger = logging.getLogger(__name__)
 
 
+HOSTNAME_TAKEN = "This hostname is already used by a sales channel."
+
+
 class DeploymentError(Exception):
     """The database change is saved but the edge files could not be written."""
+
+
+class HostnameTaken(Exception):
+    """Another channel holds the hostname (it took it after the form checked); nothing saved."""
+
+    def __init__(self, hostname: str):
+        self.hostname = hostname
+        super().__init__(HOSTNAME_TAKEN)
 
 
 def _deploy(channel: SalesChannel) -> None:
@@ -34,11 +48,16 @@ def _deploy(channel: SalesChannel) -> None:
         logger.error(
             "edge deployment failed for channel %s (%s): %s", channel.pk, channel.hostname, error
         )
+        # A hostname stored before the length rule can only be fixed by renaming the channel.
+        remedy = (
+            "Give the channel a shorter hostname."
+            if getattr(error, "errno", None) == errno.ENAMETOOLONG
+            else "Run `manage.py deploy_edge` once the edge folder is writable."
+        )
         raise DeploymentError(
             f"Saved, but the edge files for {channel.hostname} could not be written "
             f"({getattr(error, 'strerror', None) or error or 'the key could not be decrypted'}). "
-            "Run `manage.py deploy_edge` once the edge folder "
-            "is writable."
+            f"{remedy}"
         ) from error
 
 
@@ -60,7 +79,8 @@ def probe_after_deploy(channel: SalesChannel) -> None:
 
 
 def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChannel:
-    with transaction.atomic():
+    """Create a channel; HostnameTaken when another channel holds the hostname by now."""
+    with _hostname_claim(hostname), transaction.atomic():
         channel = SalesChannel.objects.create(institution=institution, name=name, hostname=hostname)
         audit(
             logger,
@@ -79,26 +99,20 @@ def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChan
 
 
 def channel_update(*, channel: SalesChannel, name: str, hostname: str, actor) -> SalesChannel:
-    """Rename a channel or move it to another hostname (its edge files move with it)."""
-    old_hostname = channel.hostname
-    with transaction.atomic():
-        channel.name = name
-        channel.hostname = hostname
-        channel.save(update_fields=["name", "hostname"])
-        audit(
-            logger,
-            "channel_updated",
-            "channel {channel_id} updated ({hostname}, was {previous_hostname})",
-            institution=channel.institution,
-            actor=actor,
-            action=AuditEvent.Action.CHANNEL_UPDATE,
-            target=channel,
-            details={"hostname": hostname, "previous_hostname": old_hostname},
-            channel_id=channel.pk,
-            institution_id=channel.institution_id,
-            hostname=hostname,
-            previous_hostname=old_hostname,
-        )
+    """Rename a channel or move it to another hostname (its edge files move with it).
+
+    HostnameTaken when another channel holds the hostname by now; the channel is unchanged.
+    """
+    old_hostname, old_name = channel.hostname, channel.name
+    try:
+        with _hostname_claim(hostname, channel=channel), transaction.atomic():
+            channel.name = name
+            channel.hostname = hostname
+            channel.save(update_fields=["name", "hostname"])
+            _channel_update_audit(channel, actor=actor, old_hostname=old_hostname)
+    except BaseException:
+        channel.name, channel.hostname = old_name, old_hostname  # the row is as it was
+        raise
     if old_hostname != hostname:
         try:
             edge.edge_hostname_remove(old_hostname)
@@ -106,6 +120,45 @@ def channel_update(*, channel: SalesChannel, name: str, hostname: str, actor) ->
             logger.error("could not remove edge files of %s: %s", old_hostname, error)
         _deploy(channel)
     return channel
+
+
+def _channel_update_audit(channel: SalesChannel, *, actor, old_hostname: str) -> None:
+    hostname = channel.hostname
+    audit(
+        logger,
+        "channel_updated",
+        "channel {channel_id} updated ({hostname}, was {previous_hostname})",
+        institution=channel.institution,
+        actor=actor,
+        action=AuditEvent.Action.CHANNEL_UPDATE,
+        target=channel,
+        details={"hostname": hostname, "previous_hostname": old_hostname},
+        channel_id=channel.pk,
+        institution_id=channel.institution_id,
+        hostname=hostname,
+        previous_hostname=old_hostname,
+    )
+
+
+@contextmanager
+def _hostname_claim(hostname: str, *, channel: SalesChannel | None = None) -> Iterator[None]:
+    """Turn the unique violation of a write claiming `hostname` into HostnameTaken.
+
+    The form's check that the hostname is free races with another request doing the same;
+    the unique index decides. Wrapped around the write's own atomic block, whose rollback
+    (a savepoint inside an outer transaction) leaves the connection usable. Any other
+    integrity error is not about the hostname and is raised as it is.
+    """
+    try:
+        yield
+    except IntegrityError:
+        others = SalesChannel.objects.filter(hostname=hostname)
+        if channel is not None:
+            others = others.exclude(pk=channel.pk)
+        if not others.exists():
+            raise
+        logger.info("hostname %s was taken by another channel meanwhile", hostname)
+        raise HostnameTaken(hostname) from None
 
 
 def channel_delete(*, channel: SalesChannel, actor) -> None:
@@ -233,8 +286,8 @@ def channel_set_apple_pay(
         if not enabled:
             channel.apple_probe_ok = None
             channel.apple_probe_checked_at = None
-            channel.apple_probe_error = ""
-            fields += ["apple_probe_ok", "apple_probe_checked_at", "apple_probe_error"]
+            channel.apple_probe_failure = ""
+            fields += ["apple_probe_ok", "apple_probe_checked_at", "apple_probe_failure"]
         channel.save(update_fields=fields)
         audit(
             logger,

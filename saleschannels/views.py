@@ -79,14 +79,18 @@ def channel_new(request):
     require_manager_somewhere(request.user, to="create sales channels")
     form = ChannelForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        channel = services.channel_create(
-            institution=form.cleaned_data["institution"],
-            name=form.cleaned_data["name"],
-            hostname=form.cleaned_data["hostname"],
-            actor=request.user,
-        )
-        messages.success(request, f"Sales channel {channel.hostname} created.")
-        return redirect(channel)
+        try:
+            channel = services.channel_create(
+                institution=form.cleaned_data["institution"],
+                name=form.cleaned_data["name"],
+                hostname=form.cleaned_data["hostname"],
+                actor=request.user,
+            )
+        except services.HostnameTaken as taken:
+            form.add_error("hostname", str(taken))
+        else:
+            messages.success(request, f"Sales channel {channel.hostname} created.")
+            return redirect(channel)
     return render(request, "saleschannels/form.html", {"form": form, "channel": None})
 
 
@@ -125,17 +129,22 @@ def channel_edit(request, pk: int):
     initial = {"name": channel.name, "hostname": channel.hostname}
     form = ChannelForm(request.POST or None, initial=initial, user=request.user, channel=channel)
     if request.method == "POST" and form.is_valid():
-        if report_deployment(
-            request,
-            lambda: services.channel_update(
-                channel=channel,
-                name=form.cleaned_data["name"],
-                hostname=form.cleaned_data["hostname"],
-                actor=request.user,
-            ),
-        ):
-            messages.success(request, "Sales channel saved.")
-        return redirect(channel)
+        try:
+            saved = report_deployment(
+                request,
+                lambda: services.channel_update(
+                    channel=channel,
+                    name=form.cleaned_data["name"],
+                    hostname=form.cleaned_data["hostname"],
+                    actor=request.user,
+                ),
+            )
+        except services.HostnameTaken as taken:
+            form.add_error("hostname", str(taken))
+        else:
+            if saved:
+                messages.success(request, "Sales channel saved.")
+            return redirect(channel)
     return render(request, "saleschannels/form.html", {"form": form, "channel": channel})
 
 

@@ -1,5 +1,6 @@
 """Deployment to the TLS edge directory (saleschannels/edge.py), and a real nginx serving it."""
 
+import errno
 import hmac
 import http.client
 import json
@@ -26,6 +27,7 @@ from saleschannels.edge import (
     edge_hostname_remove,
     edge_sync,
 )
+from saleschannels.hostnames import MAX_LENGTH
 from saleschannels.models import SalesChannel
 from saleschannels.probe import ProbeError, certificate_fingerprint
 from tests.nginx import (
@@ -227,7 +229,39 @@ def test_unsafe_hostnames_are_refused(hostname, edge_dir, make_certificate, acme
     assert not edge_dir.exists()  # refused before anything was touched
 
 
-def test_sync_skips_an_unsafe_hostname_in_the_database_and_deploys_the_others(
+# The longest hostname certmgr accepts (saleschannels/hostnames.py), and a valid DNS name two
+# characters longer, stored before that rule, whose "<hostname>.key" would not fit a file name.
+LONGEST = ".".join(["a" * 63] * 3 + ["b" * 54, "test"])
+OVERLONG = ".".join(["a" * 63] * 3 + ["b" * 56, "test"])
+
+
+def test_the_longest_accepted_hostname_is_written_on_the_real_file_system(
+    edge_dir, make_certificate, acme, channel_with
+):
+    assert len(LONGEST) == MAX_LENGTH
+    certificate = make_certificate(acme, hostnames=[HOST])
+    channel_with(certificate, hostname=LONGEST)
+
+    assert edge_sync() == [EdgeChange(LONGEST, "written")]
+
+    assert_serves(edge_dir, LONGEST, certificate)
+
+
+def test_an_overlong_stored_hostname_is_refused_before_any_file_is_touched(
+    edge_dir, make_certificate, acme, channel_with
+):
+    assert len(OVERLONG) == 253
+    channel = channel_with(make_certificate(acme, hostnames=[HOST]), hostname=OVERLONG)
+
+    with pytest.raises(OSError, match="253 characters, too long") as raised:
+        edge_channel_deploy(channel)
+
+    assert raised.value.errno == errno.ENAMETOOLONG
+    assert not edge_dir.exists()
+    assert edge_hostname_remove(OVERLONG) == []  # no file can have that name: nothing to do
+
+
+def test_sync_reports_an_unsafe_hostname_in_the_database_and_deploys_the_others(
     edge_dir, make_certificate, acme, channel_with, caplog
 ):
     channel_with(make_certificate(acme, hostnames=[HOST]))
@@ -235,11 +269,14 @@ def test_sync_skips_an_unsafe_hostname_in_the_database_and_deploys_the_others(
     # Past the model's validation, as a corrupt row or a raw SQL edit would be.
     SalesChannel.objects.filter(pk=bad.pk).update(hostname="../x.example.test")
 
-    assert edge_sync() == [EdgeChange(HOST, "written")]
+    with pytest.raises(edge.EdgeSyncError) as raised:
+        edge_sync()
 
+    assert raised.value.changes == [EdgeChange(HOST, "written")]
+    assert list(raised.value.failures) == ["../x.example.test"]
     assert host_files(edge_dir) == [f"{HOST}.crt", f"{HOST}.key"]
     assert not (edge_dir.parent / "x.example.test.key").exists()
-    assert "unsafe hostname '../x.example.test'" in caplog.text
+    assert "../x.example.test not deployed: refusing unsafe hostname" in caplog.text
 
 
 def test_sync_writes_rewrites_removes_and_leaves_other_files_alone(
@@ -626,6 +663,18 @@ def test_the_production_config_serves_each_shop_its_certificate_and_nothing_else
     with pytest.raises(ssl.SSLError):
         sni_handshake_raw(production_edge.address, "sub/../../outside")
     assert "outside.crt" not in production_edge.error_log()  # never even tried to open it
+
+
+def test_the_production_config_serves_the_longest_hostname_certmgr_accepts(
+    production_edge, make_certificate, acme, channel_with
+):
+    certificate = make_certificate(acme, hostnames=[HOST])
+    channel_with(certificate, hostname=LONGEST)
+    edge_sync()
+
+    served = served_certificate(production_edge.address, LONGEST)
+
+    assert certificate_fingerprint(served) == certificate.fingerprint_sha256
 
 
 def test_the_production_config_routes_well_known_to_certmgr_and_the_rest_to_the_shop(

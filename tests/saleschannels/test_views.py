@@ -3,7 +3,12 @@
 import pytest
 from django.urls import reverse
 
+from certificates import services as certificate_services
+from certificates.bundle import certificate_bundle_parse
+from certificates.models import Certificate
+from certmgr import demo_pki
 from core.models import AuditEvent
+from saleschannels.forms import ChannelForm
 from saleschannels.models import SalesChannel
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +276,156 @@ def test_renewal_failures_show_on_the_page_and_count_in_the_banner_from_the_seco
     assert 'class="cert-alert" data-level="expired" data-count="1"' in page
     assert "has failed 2 times in a row" in page
     assert f'action="/saleschannels/{channel.pk}/renew/"' in page
+
+
+# --- hostnames a channel may not claim ------------------------------------------------------
+
+# The longest hostname accepted (its "<hostname>.key" is 255 bytes, a file name's limit), and
+# valid DNS names one and two characters longer.
+LONGEST = ".".join(["a" * 63] * 3 + ["b" * 54, "test"])
+TOO_LONG = ".".join(["a" * 63] * 3 + ["b" * 55, "test"])
+OVERLONG = ".".join(["a" * 63] * 3 + ["b" * 56, "test"])
+
+
+def post_new(client, acme, hostname):
+    return client.post(
+        reverse("channel_new"), {"institution": acme.pk, "name": "x", "hostname": hostname}
+    )
+
+
+def post_edit(client, channel, hostname):
+    return client.post(
+        reverse("channel_edit", args=[channel.pk]), {"name": "Main shop", "hostname": hostname}
+    )
+
+
+def hostname_errors(response) -> str:
+    assert response.status_code == 200
+    return " ".join(response.context["form"].errors["hostname"])
+
+
+@pytest.fixture
+def platform_hosts(settings):
+    """The back office on certmgr.platform.test, and two reserved domains."""
+    settings.CERTMGR_BACKOFFICE_HOSTS = [
+        *settings.CERTMGR_BACKOFFICE_HOSTS,
+        "certmgr.platform.test",
+    ]
+    settings.CERTMGR_RESERVED_DOMAINS = ["edge.platform.test", ".status.platform.test"]
+
+
+@pytest.mark.parametrize(
+    "hostname",
+    [
+        "127.0.0.0x1",
+        "0x7f.0x1",
+        "169.254.169.0xfe",
+        "127.1",
+        "2130706433",
+        "0177.0.0.1",
+        "[::1]",
+        "::ffff:169.254.169.254",
+    ],
+)
+def test_it_refuses_a_hostname_a_resolver_reads_as_an_ip_address(as_alice, acme, channel, hostname):
+    assert hostname_errors(post_new(as_alice, acme, hostname)) == (
+        "Enter a hostname, not an IP address."
+    )
+    assert hostname_errors(post_edit(as_alice, channel, hostname)) == (
+        "Enter a hostname, not an IP address."
+    )
+    assert list(SalesChannel.objects.values_list("hostname", flat=True)) == ["shop.acme.test"]
+
+
+@pytest.mark.parametrize(
+    ("hostname", "reserved"),
+    [
+        ("certmgr.platform.test", "certmgr.platform.test"),  # the back office itself
+        ("CERTMGR.Platform.TEST.", "certmgr.platform.test"),
+        ("admin.certmgr.platform.test", "certmgr.platform.test"),
+        ("edge.platform.test", "edge.platform.test"),
+        ("a.b.edge.platform.test", "edge.platform.test"),
+        ("status.platform.test", ".status.platform.test"),
+        ("x.status.platform.test", ".status.platform.test"),
+    ],
+)
+def test_it_refuses_the_back_office_hosts_and_reserved_domains_on_create_and_edit(
+    as_alice, acme, channel, platform_hosts, hostname, reserved
+):
+    words = f"is reserved for the platform ({reserved} and the names under it)"
+    assert words in hostname_errors(post_new(as_alice, acme, hostname))
+    assert words in hostname_errors(post_edit(as_alice, channel, hostname))
+    assert list(SalesChannel.objects.values_list("hostname", flat=True)) == ["shop.acme.test"]
+
+
+@pytest.mark.parametrize("hostname", ["shop.localhost", "a.b.localhost"])
+def test_it_refuses_names_under_localhost(as_alice, acme, channel, hostname):
+    assert "point at the machine itself" in hostname_errors(post_new(as_alice, acme, hostname))
+    assert "point at the machine itself" in hostname_errors(post_edit(as_alice, channel, hostname))
+
+
+@pytest.mark.parametrize("hostname", ["platform.test", "shop.platform.test", "edge-platform.test"])
+def test_names_beside_the_reserved_ones_stay_free(as_alice, acme, platform_hosts, hostname):
+    assert post_new(as_alice, acme, hostname).status_code == 302
+    assert SalesChannel.objects.filter(hostname=hostname).exists()
+
+
+@pytest.mark.parametrize("hostname", [TOO_LONG, OVERLONG])
+def test_it_refuses_a_hostname_too_long_for_the_edge_file_names(as_alice, acme, channel, hostname):
+    words = "A hostname here has at most 251 characters"
+    assert words in hostname_errors(post_new(as_alice, acme, hostname))
+    assert words in hostname_errors(post_edit(as_alice, channel, hostname))
+
+
+def test_the_longest_hostname_is_accepted(as_alice, acme):
+    assert post_new(as_alice, acme, LONGEST).status_code == 302
+    assert SalesChannel.objects.get().hostname == LONGEST
+
+
+def test_a_channel_stored_with_an_overlong_hostname_says_why_it_cannot_be_deployed(
+    as_alice, acme, pki, settings
+):
+    # Stored before the 251-character rule; its certificate names it (the SSL page checks).
+    channel = SalesChannel.objects.create(institution=acme, name="Old", hostname=OVERLONG)
+    leaf = demo_pki.leaf_create(
+        issuer=pki["intermediate"], hostnames=[OVERLONG], common_name="old shop"
+    )
+    bundle = certificate_bundle_parse(
+        certificate=leaf.certificate_pem,
+        private_key=leaf.key_pem,
+        chain=pki["intermediate"].certificate_pem,
+    )
+    certificate = certificate_services.certificate_upload(
+        institution=acme, name="old", kind=Certificate.Kind.SSL, bundle=bundle, actor=None
+    )
+
+    response = as_alice.post(
+        ssl_url(channel), {"mode": "uploaded", "certificate": certificate.pk}, follow=True
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "the hostname has 253 characters, too long for the edge&#x27;s file names" in page
+    assert "Give the channel a shorter hostname." in page
+    assert edge_files(settings) == set()
+
+
+def test_a_hostname_taken_between_the_check_and_the_insert_is_a_form_error(
+    as_alice, acme, opera, monkeypatch
+):
+    """Inside the test's transaction: the service's savepoint leaves the connection usable
+    (PostgreSQL would refuse every later query of an aborted transaction)."""
+    clean_hostname = ChannelForm.clean_hostname
+
+    def clean_hostname_then_lose_the_race(form):
+        hostname = clean_hostname(form)
+        SalesChannel.objects.create(institution=opera, name="Theirs", hostname=hostname)
+        return hostname
+
+    monkeypatch.setattr(ChannelForm, "clean_hostname", clean_hostname_then_lose_the_race)
+
+    response = post_new(as_alice, acme, "race.acme.test")
+
+    assert hostname_errors(response) == "This hostname is already used by a sales channel."
+    assert SalesChannel.objects.get().institution == opera
+    assert not AuditEvent.objects.filter(action="channel.create").exists()
