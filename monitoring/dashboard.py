@@ -158,7 +158,7 @@ def channel_actions(*, user, now: datetime, limit: int = CHANNEL_ACTIONS_LIMIT) 
             "hostname",
             "ssl_mode",
             "probe_status",
-            "probe_error",
+            "probe_failure",
             "renewal_failures",
             "renewal_last_error",
             "institution__name",

@@ -43,6 +43,7 @@ from certificates.models import (
 from saleschannels.models import (
     PROBE_PROBLEMS,
     RENEWAL_FAILURES_ALERT,
+    ProbeFailure,
     ProbeStatus,
     SalesChannel,
 )
@@ -290,7 +291,7 @@ _CHANNEL_FIELDS = (
     "probe_status",
     "probe_fingerprint",
     "probe_expires_at",
-    "probe_error",
+    "probe_failure",
     "probe_checked_at",
 )
 
@@ -342,7 +343,8 @@ def _probe_findings(channel, now: datetime) -> list[Notification]:
         "name": channel.name,
         "hostname": channel.hostname,
         "status": channel.probe_status,
-        "error": channel.probe_error[:500],
+        # The reason's fixed plain words: nothing a remote server said goes into a digest.
+        "error": ProbeFailure(channel.probe_failure).label if channel.probe_failure else "",
         "checked_at": channel.probe_checked_at.isoformat() if channel.probe_checked_at else None,
     }
     findings = [

@@ -1,6 +1,7 @@
 """The webhook client: a JSON POST to the address a manager typed, from inside the platform,
 so it must never reach an internal address (README, "Configuration":
-CERTMGR_WEBHOOK_ALLOW_PRIVATE).
+CERTMGR_WEBHOOK_ALLOW_PRIVATE). Which addresses are internal is core.addresses' rule, the one
+the live probe of sales channels follows too.
 
 The host name is resolved once per attempt, every address is checked, and the POST goes to a
 checked address (urllib3, with the name kept for Host, SNI and the certificate check): a name
@@ -29,6 +30,8 @@ from urllib3.exceptions import (
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util import make_headers
 
+from core.addresses import addresses_not_public
+
 logger = logging.getLogger(__name__)
 
 WEBHOOK_ATTEMPTS = 3
@@ -41,8 +44,9 @@ def webhook_address_refusal(url: str, *, resolve: bool) -> str:
     """Why certmgr will not POST to `url`, or "" when it may.
 
     A webhook is a URL a manager types, and the worker fetches it from inside the platform:
-    pointed at a loopback, private, link-local or otherwise non-public address it would reach
-    internal services (server-side request forgery). Refused unless
+    pointed at a loopback, private, link-local or otherwise non-public address (IPv6 forms
+    carrying such an IPv4 address included: core.addresses) it would reach internal services
+    (server-side request forgery). Refused unless
     CERTMGR_WEBHOOK_ALLOW_PRIVATE (tests, a chat server on the same network). With `resolve`,
     every address the host name resolves to is checked (at send time); without, only a
     literal address or "localhost" (when the form is saved: the name may not resolve there).
@@ -75,7 +79,7 @@ def _webhook_addresses(url: str, *, resolve: bool) -> tuple[str, list[str]]:
         addresses = list(
             dict.fromkeys(ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in found)
         )
-    internal = sorted(str(address) for address in addresses if not address.is_global)
+    internal = addresses_not_public(addresses)
     if internal and not allow_private:
         return f"{host} is an internal address ({', '.join(internal)}), refused", []
     return "", [str(address) for address in addresses]

@@ -24,6 +24,58 @@ class ProbeStatus(models.TextChoices):
 PROBE_PROBLEMS = (ProbeStatus.MISMATCH, ProbeStatus.EXPIRED, ProbeStatus.FAILED)
 
 
+class ProbeFailure(models.TextChoices):
+    """Why the last probe (TLS handshake, or fetch of the Apple Pay file) did not get what it
+    checks, in fixed plain words: nothing the remote end sent (a header, an error text) and
+    no raw exception text ever reaches a page; those details go to the log (probe.py)."""
+
+    NONE = "", "—"
+    INTERNAL_ADDRESS = (
+        "internal_address",
+        "Not checked: the hostname resolves to an internal (non-public) address, and the probe "
+        "connects only to public ones",
+    )
+    DNS = "dns", "The hostname does not resolve (DNS)"
+    REFUSED = "refused", "Connection refused: nothing listens on the HTTPS port"
+    TIMEOUT = "timeout", "No answer within the probe's time limit"
+    CLOSED = "closed", "The server closed the connection during the TLS handshake"
+    NETWORK = "network", "The server could not be reached (network error)"
+    NO_CERTIFICATE = "no_certificate", "The server has no usable certificate for this name"
+    NOT_TLS = "not_tls", "The HTTPS port does not speak TLS (plain HTTP?)"
+    OLD_TLS = "old_tls", "The server only offers an outdated TLS version"
+    HANDSHAKE = "handshake", "The TLS handshake failed"
+    NO_PEER_CERTIFICATE = "no_peer_certificate", "The server sent no certificate"
+    HTTP_INVALID = "http_invalid", "No valid HTTP answer"
+    # The Apple Pay file (the fetch itself got an HTTP answer, or nothing is served).
+    NO_PROOF = (
+        "no_proof",
+        "No valid identity proof to serve: upload the institution's domain-association file",
+    )
+    PROOF_EXPIRED = (
+        "proof_expired",
+        "No valid identity proof to serve: the one chosen for this channel has expired",
+    )
+    REDIRECT = "redirect", "The URL answers with a redirect: Apple does not follow redirects"
+    FILE_MISSING = "file_missing", "The URL answers 404 Not Found instead of the file"
+    HTTP_ERROR = "http_error", "The URL answers with an HTTP error instead of the file"
+    OTHER_CONTENT = "other_content", "The URL serves other content than the identity proof"
+    # Anything else, and the free-text reasons recorded before the reasons were typed.
+    OTHER = "other", "The check failed (the details are in the platform's log)"
+
+
+# Apple Pay reasons about the file itself; the others say why it could not be fetched.
+APPLE_FILE_FAILURES = (
+    ProbeFailure.NO_PROOF,
+    ProbeFailure.PROOF_EXPIRED,
+    ProbeFailure.REDIRECT,
+    ProbeFailure.FILE_MISSING,
+    ProbeFailure.HTTP_ERROR,
+    ProbeFailure.OTHER_CONTENT,
+    ProbeFailure.OTHER,
+)
+PROBE_FAILURE_MAX_LENGTH = 24
+
+
 class SalesChannel(models.Model):
     class SslMode(models.TextChoices):
         NONE = "none", "No SSL"
@@ -70,7 +122,9 @@ class SalesChannel(models.Model):
     # None: not checked (or Apple Pay is off).
     apple_probe_ok = models.BooleanField(null=True, blank=True)
     apple_probe_checked_at = models.DateTimeField(null=True, blank=True)
-    apple_probe_error = models.TextField(blank=True)
+    apple_probe_failure = models.CharField(
+        max_length=PROBE_FAILURE_MAX_LENGTH, choices=ProbeFailure.choices, blank=True
+    )
 
     # What the live probe last saw on the edge for this hostname (see probe.py).
     probe_status = models.CharField(
@@ -79,7 +133,9 @@ class SalesChannel(models.Model):
     probe_checked_at = models.DateTimeField(null=True, blank=True)
     probe_fingerprint = models.CharField(max_length=95, blank=True)
     probe_expires_at = models.DateTimeField(null=True, blank=True)
-    probe_error = models.TextField(blank=True)
+    probe_failure = models.CharField(
+        max_length=PROBE_FAILURE_MAX_LENGTH, choices=ProbeFailure.choices, blank=True
+    )
 
     # Managed mode (ACME): when the next certificate is due, and how renewal has been going.
     renewal_due_at = models.DateTimeField(null=True, blank=True)
@@ -119,6 +175,16 @@ class SalesChannel(models.Model):
     @property
     def probe_has_problem(self) -> bool:
         return self.probe_status in PROBE_PROBLEMS
+
+    @property
+    def apple_probe_explanation(self) -> str:
+        """Why the Apple Pay probe failed, in plain words ("" when it did not)."""
+        if not self.apple_probe_failure:
+            return ""
+        reason = ProbeFailure(self.apple_probe_failure)
+        if reason in APPLE_FILE_FAILURES:
+            return f"{reason.label}."
+        return f"Could not fetch the file: {reason.label[0].lower()}{reason.label[1:]}."
 
     @property
     def apple_well_known_url(self) -> str:

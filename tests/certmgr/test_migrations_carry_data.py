@@ -300,6 +300,7 @@ shop = SalesChannel.objects.create(
     certificate=renewal,
     active_certificate=renewal,
     probe_status="mismatch",
+    probe_error="TLS handshake for shop.acme.test at 10.0.0.7:443 failed (WRONG_VERSION_NUMBER).",
 )
 pay = SalesChannel.objects.create(
     institution=institution,
@@ -307,6 +308,7 @@ pay = SalesChannel.objects.create(
     hostname="pay.acme.test",
     apple_pay_enabled=True,
     apple_identity_proof=proof,
+    apple_probe_error="No valid identity proof to serve: the one chosen for this channel has...",
 )
 OldAuditEvent.objects.create(
     institution=institution,
@@ -372,6 +374,12 @@ log_entry = LogEntry.objects.create(
 )
 
 before = {new: rows(old.get_model(old_label)) for old_label, new in COMPARED}
+# saleschannels 0006: the probe's free-text errors become typed reasons (the generic one, or
+# the Apple Pay reason a known text named).
+for channel in before["saleschannels.saleschannel"]:
+    channel["probe_failure"] = "other" if channel.pop("probe_error") else ""
+    apple = channel.pop("apple_probe_error")
+    channel["apple_probe_failure"] = "proof_expired" if apple else ""
 counts_before = table_counts(TABLES)
 ids = {
     "institution": institution.pk, "user": user.pk, "renewed": renewed.pk,

@@ -31,7 +31,7 @@ from certmgr import demo_pki
 from monitoring import delivery, digests, findings, staff_summary, webhooks
 from monitoring.delivery import expiry_check
 from monitoring.models import Notification
-from saleschannels.models import ProbeStatus, SalesChannel
+from saleschannels.models import ProbeFailure, ProbeStatus, SalesChannel
 
 pytestmark = pytest.mark.django_db
 
@@ -415,7 +415,7 @@ def test_a_managed_channel_waiting_for_its_first_certificate_is_not_a_probe_prob
         hostname="new.acme.test",
         ssl_mode=SalesChannel.SslMode.MANAGED,
         probe_status=ProbeStatus.FAILED,
-        probe_error="connection refused",
+        probe_failure=ProbeFailure.REFUSED,
     )
     assert expiry_check().recorded == 0
     SalesChannel.objects.filter(pk=waiting.pk).update(ssl_mode=SalesChannel.SslMode.UPLOADED)
@@ -538,11 +538,49 @@ def test_a_webhook_to_an_internal_address_is_not_posted(acme, upload, settings):
 
 
 @pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://[::127.0.0.1]/hook", "::127.0.0.1 is an internal address"),
+        ("http://[64:ff9b::7f00:1]/hook", "64:ff9b::7f00:1 is an internal address"),
+        ("http://[::ffff:127.0.0.1]/hook", "::ffff:127.0.0.1 is an internal address"),
+        ("http://[2002:7f00:1::]/hook", "2002:7f00:1:: is an internal address"),
+    ],
+)
+def test_a_webhook_to_an_ipv6_form_of_an_internal_address_is_not_posted(
+    acme, upload, settings, monkeypatch, url, refused
+):
+    """IPv4-compatible, NAT64, IPv4-mapped and 6to4 forms of 127.0.0.1 (stored before the
+    form refused them): the expiry check's delivery refuses them without connecting."""
+    settings.CERTMGR_WEBHOOK_ALLOW_PRIVATE = False
+    connected = []
+
+    def create_connection(address, *args, **kwargs):
+        connected.append(address)
+        raise ConnectionRefusedError("not reachable from the tests")
+
+    monkeypatch.setattr("urllib3.util.connection.create_connection", create_connection)
+    upload(acme, name="Acme shop", days_left=5)
+    acme.webhook_url = url
+    acme.save()
+
+    (digest,) = expiry_check().digests
+
+    assert connected == []
+    assert digest.webhook.startswith(refused)
+    assert digest.emailed
+    assert Notification.objects.get().webhook_error == digest.webhook
+
+
+@pytest.mark.parametrize(
     ("url", "resolves_to", "refused"),
     [
         ("https://chat.example.com/hook", ["93.184.215.14"], ""),
         ("https://hooks.internal.test/x", ["10.0.0.5"], "hooks.internal.test is an internal"),
         ("https://mixed.test/x", ["93.184.215.14", "127.0.0.1"], "mixed.test is an internal"),
+        ("https://nat64.test/x", ["64:ff9b::7f00:1"], "nat64.test is an internal"),
+        ("https://compat.test/x", ["::127.0.0.1"], "compat.test is an internal"),
+        ("https://sixtofour.test/x", ["2002:a9fe:a9fe::"], "sixtofour.test is an internal"),
+        ("https://nat64-public.test/x", ["64:ff9b::5db8:d70e"], ""),
         ("http://169.254.169.254/latest/meta-data", [], "169.254.169.254 is an internal"),
         ("http://[::1]:8000/hook", [], "::1 is an internal"),
         ("http://localhost:8000/hook", [], "localhost is this machine"),

@@ -59,7 +59,16 @@ def test_a_bad_webhook_url_is_refused(client, alice, acme):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:6379/", "http://localhost/"],
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://127.0.0.1:6379/",
+        "http://localhost/",
+        # IPv6 forms of 127.0.0.1 that Python 3.11's is_global calls global (core.addresses)
+        "http://[::127.0.0.1]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[2002:7f00:1::]/",
+    ],
 )
 def test_a_webhook_to_an_internal_address_is_refused(client, alice, acme, url):
     client.force_login(alice)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from monitoring import tasks
 from saleschannels import services as channel_services
 from saleschannels import tasks as channel_tasks
-from saleschannels.models import ProbeStatus, SalesChannel
+from saleschannels.models import ProbeFailure, ProbeStatus, SalesChannel
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def test_probe_channel_records_what_the_edge_serves(acme, refused_address):
     )
     assert channel_tasks.probe_channel(channel.pk) == ProbeStatus.FAILED
     channel.refresh_from_db()
-    assert "Connection refused" in channel.probe_error
+    assert channel.probe_failure == ProbeFailure.REFUSED
     assert channel_tasks.probe_channel(channel.pk + 1000) is None  # deleted meanwhile
 
 

@@ -17,7 +17,7 @@ from certificates import services
 from certificates.models import Certificate
 from core.models import AuditEvent
 from saleschannels.edge import edge_channel_deploy
-from saleschannels.models import SalesChannel
+from saleschannels.models import ProbeFailure, SalesChannel
 from saleschannels.probe import channel_probe, channels_probe
 from tests.apple import PROOF_BYTES
 from tests.nginx import nginx_run
@@ -335,7 +335,7 @@ def test_the_probe_fetches_the_file_through_the_edge_from_the_app(
 
     channel.refresh_from_db()
     assert channel.apple_probe_ok is True
-    assert channel.apple_probe_error == ""
+    assert channel.apple_probe_failure == ""
     assert channel.apple_probe_checked_at >= before
     assert channel.probe_status == "ok"  # the TLS probe still runs alongside
     off.apple_probe_ok = False
@@ -359,27 +359,30 @@ def test_the_probe_reports_other_content_a_redirect_and_a_404(
     channel_probe(channel)
     channel.refresh_from_db()
     assert channel.apple_probe_ok is False
-    assert channel.apple_probe_error == (
-        f"https://{SHOP}{WELL_KNOWN} serves other content (19 bytes) than the identity proof "
-        f"“domain file” ({len(PROOF_BYTES)} bytes)."
+    assert channel.apple_probe_failure == ProbeFailure.OTHER_CONTENT
+    assert channel.apple_probe_explanation == (
+        "The URL serves other content than the identity proof."
     )
 
     edge_in_front_of(upstream_answering(status=301, body=b"", headers={"Location": "/x"}))
     channel_probe(channel)
     channel.refresh_from_db()
-    assert "answered 301 (redirect to /x): Apple does not follow redirects" in (
-        channel.apple_probe_error
-    )
+    assert channel.apple_probe_failure == ProbeFailure.REDIRECT
 
     edge_in_front_of(upstream_answering(status=404, body=b"Not found."))
     channel_probe(channel)
     channel.refresh_from_db()
-    assert channel.apple_probe_error.endswith("answered HTTP 404 instead of the file.")
+    assert channel.apple_probe_failure == ProbeFailure.FILE_MISSING
+
+    edge_in_front_of(upstream_answering(status=500, body=b"Oops."))
+    channel_probe(channel)
+    channel.refresh_from_db()
+    assert channel.apple_probe_failure == ProbeFailure.HTTP_ERROR
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_probe_explains_a_failed_handshake_and_a_missing_proof(
-    live_server, edge_in_front_of, acme, make_certificate
+    live_server, edge_in_front_of, acme, make_certificate, caplog
 ):
     nginx = edge_in_front_of(live_server.url)
     proof = proof_upload(acme)
@@ -388,14 +391,17 @@ def test_the_probe_explains_a_failed_handshake_and_a_missing_proof(
     channel_probe(channel)
     channel.refresh_from_db()
     assert channel.apple_probe_ok is False
-    assert channel.apple_probe_error.startswith(
-        f"Could not fetch https://{SHOP}{WELL_KNOWN}: TLS handshake for {SHOP} at {nginx.address}"
+    assert channel.apple_probe_failure == ProbeFailure.NO_CERTIFICATE
+    assert channel.apple_probe_explanation == (
+        "Could not fetch the file: the server has no usable certificate for this name."
     )
+    assert f"TLS handshake for {SHOP} at {nginx.address}" in caplog.text  # the details
 
     Certificate.objects.filter(pk=proof.pk).update(expires_at=timezone.now())
     channel_probe(channel)
     channel.refresh_from_db()
-    assert channel.apple_probe_error == (
+    assert channel.apple_probe_failure == ProbeFailure.NO_PROOF
+    assert channel.apple_probe_explanation == (
         "No valid identity proof to serve: upload the institution's domain-association file."
     )
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from certificates.models import Certificate
 from certmgr import demo_pki
 from saleschannels.edge import edge_channel_deploy, edge_sync
-from saleschannels.models import ProbeStatus, SalesChannel
+from saleschannels.models import ProbeFailure, ProbeStatus, SalesChannel
 from saleschannels.probe import (
     PROBE_WORKERS,
     ProbeError,
@@ -194,7 +194,7 @@ def test_a_channel_served_its_active_certificate_is_ok(
     assert channel.probe_fingerprint == certificate.fingerprint_sha256
     assert channel.probe_expires_at == certificate.expires_at
     assert channel.probe_checked_at >= before
-    assert channel.probe_error == ""
+    assert channel.probe_failure == ""
     assert not channel.probe_has_problem
 
 
@@ -217,8 +217,8 @@ def test_files_replaced_behind_its_back_are_a_mismatch(
     assert channel.probe_has_problem
 
 
-def test_removed_files_make_the_probe_fail_with_a_plain_message(
-    nginx_edge, make_certificate, acme, channel_with
+def test_removed_files_make_the_probe_fail_with_a_plain_reason(
+    nginx_edge, make_certificate, acme, channel_with, caplog
 ):
     channel = channel_with(make_certificate(acme, hostnames=[HOST]))
     edge_channel_deploy(channel)
@@ -229,10 +229,11 @@ def test_removed_files_make_the_probe_fail_with_a_plain_message(
     assert channel_probe(channel) == ProbeStatus.FAILED
 
     channel.refresh_from_db()
-    assert channel.probe_error.startswith(f"TLS handshake for {HOST} at {nginx_edge.address}")
-    assert "the server has no usable certificate for this name" in channel.probe_error
+    assert channel.probe_failure == ProbeFailure.NO_CERTIFICATE
     assert channel.probe_fingerprint == ""
     assert channel.probe_expires_at is None
+    # The details (where, the TLS library's reason) are for the log.
+    assert f"TLS handshake for {HOST} at {nginx_edge.address}" in caplog.text
 
 
 def test_an_expired_certificate_served_is_reported_expired(nginx_edge, acme, pki, channel_with):
@@ -287,11 +288,11 @@ def test_a_channel_without_ssl_is_not_probed_and_its_old_result_is_cleared(
     assert channel_probe(channel) == ProbeStatus.UNKNOWN
 
     channel.refresh_from_db()
-    assert (channel.probe_status, channel.probe_error, channel.probe_checked_at) == ("", "", None)
+    assert (channel.probe_status, channel.probe_failure, channel.probe_checked_at) == ("", "", None)
 
 
 def test_the_address_setting_is_honoured(
-    nginx_edge, settings, make_certificate, acme, channel_with, closed_port
+    nginx_edge, settings, make_certificate, acme, channel_with, closed_port, caplog
 ):
     channel = channel_with(make_certificate(acme, hostnames=[HOST]))
     edge_channel_deploy(channel)
@@ -300,7 +301,8 @@ def test_the_address_setting_is_honoured(
     settings.CERTMGR_PROBE_ADDRESS = f"127.0.0.1:{closed_port}"
     assert channel_probe(channel) == ProbeStatus.FAILED
     channel.refresh_from_db()
-    assert f"127.0.0.1:{closed_port}" in channel.probe_error
+    assert channel.probe_failure == ProbeFailure.REFUSED
+    assert f"Connection refused by 127.0.0.1:{closed_port}" in caplog.text
 
 
 def test_probe_served_certificate_returns_the_leaf_for_the_sni_name(
@@ -378,7 +380,7 @@ def test_channels_probe_counts_every_ssl_channel_and_skips_the_others(
     channel_with(expired_certificate(acme, pki, hostname="old.example.test"))
     failing = channel_with(make_certificate(acme, hostnames=["missing.example.test"]))
     plain = channel_with(make_certificate(acme, hostnames=["plain.example.test"]), ssl_mode="none")
-    SalesChannel.objects.filter(pk=plain.pk).update(probe_status="failed", probe_error="stale")
+    SalesChannel.objects.filter(pk=plain.pk).update(probe_status="failed", probe_failure="dns")
     edge_sync()
     os.unlink(nginx_edge.edge_dir / "missing.example.test.crt")
 
@@ -390,7 +392,7 @@ def test_channels_probe_counts_every_ssl_channel_and_skips_the_others(
     assert statuses["old.example.test"] == "expired"
     assert statuses[failing.hostname] == "failed"
     plain.refresh_from_db()
-    assert (plain.probe_status, plain.probe_error) == ("", "")
+    assert (plain.probe_status, plain.probe_failure) == ("", "")
 
 
 def test_channels_probe_runs_a_pool_of_handshakes_at_once(
@@ -480,7 +482,9 @@ def test_probe_channels_command_prints_one_line_per_channel_and_a_summary(
 
     lines = out.getvalue().splitlines()
     assert lines[0] == "a.example.test ok"
-    assert lines[1].startswith("b.example.test failed: TLS handshake for b.example.test")
+    assert lines[1] == (
+        "b.example.test failed: The server has no usable certificate for this name."
+    )
     assert lines[2] == "1 ok, 0 mismatch, 0 expired, 1 failed"
     assert len(lines) == 3
 
