@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from .bundle import private_key_structure_found
+
 KIND_MERCHANT_IDENTITY = "apple_merchant_identity"
 KIND_PAYMENT_PROCESSING = "apple_payment_processing"
 KIND_IDENTITY_PROOF = "apple_identity_proof"
@@ -176,10 +178,6 @@ def _is_der_private_key_or_pkcs12(data: bytes) -> bool:
     offset = 2 + (length_byte & 0x7F if length_byte & 0x80 else 0)
     if data[offset : offset + 3] == b"\x02\x01\x03":
         return True
-    try:
-        serialization.load_der_private_key(data, None, unsafe_skip_rsa_key_validation=True)
-    except TypeError:
-        return True  # encrypted: still a key
-    except Exception:  # unreadable as a key (ValueError, UnsupportedAlgorithm): not one
-        return False
-    return True
+    # The structure says it, encrypted or not: loading the key could cost what its file
+    # declares (a DSA key computes a modular exponentiation of any size).
+    return private_key_structure_found(data)

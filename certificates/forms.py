@@ -4,8 +4,11 @@ The upload forms (CertificateUploadForm and its kinds) read the files, bound the
 the bytes to the pure parser (bundle/) and put each of its findings on the field it concerns.
 When an SSL certificate cannot be read at all, the form asks for the expiry date by hand
 (README, "Using it") and the files the operator already chose are kept in `draft` so they
-need not be chosen again. Apple Pay's certificates are always X.509 from Apple: an unreadable
-one is the wrong file, refused; their key type and merchant identifier are checked (apple.py).
+need not be chosen again, with what was learned from them (the parser's result): the next
+attempt reuses it instead of reading the files again, unless a file is replaced or a passphrase
+the kept files asked for is typed. Apple Pay's certificates are always X.509 from Apple: an
+unreadable one is the wrong file, refused; their key type and merchant identifier are checked
+(apple.py).
 
 The Apple Pay identity proof is not X.509: its form takes the file as it is, with the expiry
 date typed by hand. The CSR forms create a key and request, and pair Apple's certificate with
@@ -22,6 +25,7 @@ from institutions.models import Institution
 from . import apple
 from .bundle import (
     FIELD_CERTIFICATE,
+    FIELD_PASSPHRASE,
     FIELD_PRIVATE_KEY,
     KEY_MISMATCH_MESSAGE,
     MAX_FILE_BYTES,
@@ -91,6 +95,8 @@ class CertificateUploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.now = now
         self.draft = draft or {}
+        self.draft_files: dict = self.draft.get("files", {})
+        self.draft_bundle = _draft_bundle(self.draft)
         self.needs_expiry = False
         self.bundle: BundleResult | None = None
         self.file_bytes: dict[str, bytes] = {}
@@ -102,7 +108,7 @@ class CertificateUploadForm(forms.Form):
 
     def kept_files_show(self, draft: dict) -> None:
         """Tell the operator which files are kept from the last attempt."""
-        for field, item in draft.items():
+        for field, item in draft.get("files", {}).items():
             help_text = (
                 f"Kept from your last attempt: {item['filename']}. "
                 "Choose a file only to replace it."
@@ -120,10 +126,10 @@ class CertificateUploadForm(forms.Form):
                 return None
             self.file_names[field] = upload.name
             return upload.read()
-        if field in self.draft:
+        if field in self.draft_files:
             self.from_draft.add(field)
-            self.file_names[field] = self.draft[field]["filename"]
-            return self.draft[field]["data"]
+            self.file_names[field] = self.draft_files[field]["filename"]
+            return self.draft_files[field]["data"]
         return None
 
     def clean(self):
@@ -139,17 +145,21 @@ class CertificateUploadForm(forms.Form):
         if self.has_error("private_key") or self.has_error("chain"):
             return cleaned
 
-        self.bundle = certificate_bundle_parse(
-            certificate=self.file_bytes["certificate"],
-            private_key=self.file_bytes.get("private_key"),
-            chain=self.file_bytes.get("chain"),
-            # A kept key was stored decrypted: its passphrase is not needed again.
-            passphrase=None
-            if "private_key" in self.from_draft
-            else cleaned.get("passphrase") or None,
-            kind=self.kind,
-            now=self.now,
-        )
+        if self._draft_bundle_applies(cleaned):
+            # The kept files were read on the attempt that kept them: not again.
+            self.bundle = self.draft_bundle
+        else:
+            self.bundle = certificate_bundle_parse(
+                certificate=self.file_bytes["certificate"],
+                private_key=self.file_bytes.get("private_key"),
+                chain=self.file_bytes.get("chain"),
+                # A kept key was stored decrypted: its passphrase is not needed again.
+                passphrase=None
+                if "private_key" in self.from_draft and self.draft_bundle_key_kept
+                else cleaned.get("passphrase") or None,
+                kind=self.kind,
+                now=self.now,
+            )
         for field, messages in self.bundle.errors.items():
             if field == "certificate" and self.bundle.unreadable and self.allows_manual_expiry:
                 continue
@@ -160,6 +170,18 @@ class CertificateUploadForm(forms.Form):
         elif self.bundle.leaf is not None:
             self.leaf_check(cleaned, self.bundle)
         return cleaned
+
+    @property
+    def draft_bundle_key_kept(self) -> bool:
+        """Whether the kept key file is the key decrypted on the last attempt."""
+        return self.draft_bundle is None or bool(self.draft_bundle.private_key_pem)
+
+    def _draft_bundle_applies(self, cleaned) -> bool:
+        """True when every file is the kept one and nothing typed now could change what was
+        read from them (a passphrase the kept key asked for)."""
+        if self.draft_bundle is None or set(self.file_bytes) != self.from_draft:
+            return False
+        return not (cleaned.get("passphrase") and FIELD_PASSPHRASE in self.draft_bundle.errors)
 
     def leaf_check(self, cleaned, bundle: BundleResult) -> None:
         """Checks of a kind on the certificate that was read (none for SSL)."""
@@ -186,17 +208,29 @@ class CertificateUploadForm(forms.Form):
         cleaned["expires_at"] = expires_at
 
     def draft_for_retry(self) -> dict:
-        """The files to keep when the form is shown again to ask for the expiry date.
+        """The files to keep when the form is shown again to ask for the expiry date, with
+        what the parser found in them (``bundle``), so that they are not read again.
 
         An encrypted key is kept decrypted (the view stores the draft encrypted at rest), so
         the passphrase need not be typed again.
         """
-        draft = {}
+        files = {}
         for field, data in self.file_bytes.items():
             if field == "private_key" and self.bundle and self.bundle.private_key_pem:
                 data = self.bundle.private_key_pem.encode()
-            draft[field] = {"filename": self.file_names[field], "data": data}
-        return draft
+            files[field] = {"filename": self.file_names[field], "data": data}
+        return {"files": files, "bundle": self.bundle.as_dict() if self.bundle else None}
+
+
+def _draft_bundle(draft: dict) -> BundleResult | None:
+    """What was read from the kept files, None when the draft does not say (or is damaged)."""
+    values = draft.get("bundle")
+    if not values:
+        return None
+    try:
+        return BundleResult.from_dict(values)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 class SslUploadForm(CertificateUploadForm):

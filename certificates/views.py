@@ -133,25 +133,32 @@ def certificate_new(request):
 
 
 def _draft_load(request) -> dict:
-    """Files kept from an attempt that asked for the expiry date (stored encrypted)."""
+    """Files kept from an attempt that asked for the expiry date, with what the parser read
+    in them (stored encrypted): {"files": {field: {filename, data}}, "bundle": {...}}."""
     token = request.session.get(UPLOAD_DRAFT_SESSION_KEY)
     if not token:
         return {}
     try:
         stored = json.loads(encryption.decrypt(token))
-    except Exception:  # an undecryptable draft (rotated keys) is simply dropped
+        # A draft written before the parser's result was kept holds only the files.
+        files = stored.get("files", stored)
+        return {
+            "files": {
+                field: {"filename": item["filename"], "data": base64.b64decode(item["data"])}
+                for field, item in files.items()
+            },
+            "bundle": stored.get("bundle"),
+        }
+    except Exception:  # an undecryptable or damaged draft (rotated keys) is simply dropped
         return {}
-    return {
-        field: {"filename": item["filename"], "data": base64.b64decode(item["data"])}
-        for field, item in stored.items()
-    }
 
 
 def _draft_save(request, draft: dict) -> None:
-    stored = {
+    files = {
         field: {"filename": item["filename"], "data": base64.b64encode(item["data"]).decode()}
-        for field, item in draft.items()
+        for field, item in draft["files"].items()
     }
+    stored = {"files": files, "bundle": draft.get("bundle")}
     request.session[UPLOAD_DRAFT_SESSION_KEY] = encryption.encrypt(json.dumps(stored).encode())
 
 

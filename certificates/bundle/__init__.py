@@ -34,25 +34,34 @@ Contract:
   field's errors then only say why (``UNREADABLE_MESSAGE``, damaged blocks, a
   CSR instead of a certificate), so a form may accept the upload with an
   expiry date typed by hand.  The key and chain are still read and checked.
-* Input is bounded so hostile files stay cheap (the limits are in
-  ``messages``): ``MAX_FILE_BYTES`` per field,
-  ``MAX_PEM_BLOCKS`` blocks and ``MAX_CERTIFICATES`` certificates per field,
-  ``MAX_KDF_ITERATIONS`` password-derivation rounds, RSA keys proven by one
-  signature instead of cryptography's primality checks (seconds for big
-  keys), PKCS#12 key bags of at most ``MAX_PKCS12_KEY_BAG_BYTES``, and at most
-  ``MAX_FIELD_MESSAGES`` similar messages per field.
+* Every upload does bounded work, whatever its content (the limits are in ``messages``):
+  ``MAX_FILE_BYTES`` per field, ``MAX_PEM_BLOCKS`` blocks and ``MAX_CERTIFICATES``
+  certificates per field, at most ``MAX_FIELD_MESSAGES`` similar messages per field.
+  Key derivations (encrypted PKCS#8 keys, legacy encrypted PEM keys, PKCS#12 integrity checks,
+  encrypted contents and key bags) are read from their parameters and priced before they run:
+  one may cost ``MAX_KDF_ROUNDS``, all those of one upload together ``MAX_UPLOAD_KDF_ROUNDS``,
+  scrypt is held to ``SCRYPT_MAX_WORK``, ``SCRYPT_MAX_MEMORY`` and ``SCRYPT_MAX_LANES``, and an
+  unknown key derivation or cipher is refused before anything is decrypted. Encrypted keys and
+  PKCS#12 files are decrypted by this package, so that what they hide is priced and inspected
+  too. Keys are inspected from their DER before they are loaded: DSA, DH, X25519 and X448 keys
+  and RSA keys over ``MAX_RSA_BITS`` are refused unloaded (certificates with such an RSA key
+  too), RSA validation is skipped and only the key the upload keeps is proven, by one
+  signature. Whether a certificate file holds a key is told from its structure, never by
+  loading it.
 * The returned private key is unencrypted PKCS#8 PEM; it is kept out of the
   result's ``repr`` so it does not end up in logs.
 
 The modules, each importing only those listed before it: ``messages``, ``results``, ``der``,
-``pem``, ``keys``, ``pkcs12``, ``fields``, ``facts``, ``chain``, ``policy``, ``check``. This
-file re-exports the names the rest of the project imports.
+``ciphers``, ``pem``, ``pbe``, ``keys``, ``pkcs12``, ``fields``, ``facts``, ``chain``,
+``policy``, ``check``. This file re-exports the names the rest of the project imports.
 """
 
 from .check import certificate_bundle_parse, private_key_load
+from .der import private_key_structure_found
 from .facts import certificate_facts, certificate_pem_facts
 from .keys import private_key_pem
 from .messages import (
+    CERTIFICATE_RSA_TOO_LARGE_MESSAGE,
     EXPLICIT_CURVE_MESSAGE,
     FIELD_CERTIFICATE,
     FIELD_CHAIN,
@@ -64,24 +73,28 @@ from .messages import (
     KEY_PASSPHRASE_MISSING_MESSAGE,
     KEY_PASSPHRASE_WRONG_MESSAGE,
     KEY_UNSUPPORTED_MESSAGE,
+    KEY_UNUSABLE_TYPE_MESSAGE,
     MAX_FILE_BYTES,
+    MAX_RSA_BITS,
     NO_CHAIN_CERTIFICATE_MESSAGE,
     NO_INTERMEDIATES_WARNING,
     NO_KEY_WARNING,
     NOT_A_KEY_MESSAGE,
-    PKCS12_KEY_TOO_LARGE_MESSAGE,
     PKCS12_NO_CERTIFICATE_MESSAGE,
     PKCS12_PASSWORD_MISSING_MESSAGE,
     PKCS12_PASSWORD_WRONG_MESSAGE,
     REORDERED_WARNING,
+    RSA_TOO_LARGE_MESSAGE,
     TOO_LARGE_MESSAGE,
     TWO_KEYS_MESSAGE,
     UNEXPECTED_FAILURE_MESSAGE,
     UNREADABLE_MESSAGE,
+    UPLOAD_KDF_BUDGET_MESSAGE,
 )
 from .results import BundleError, BundleResult
 
 __all__ = [
+    "CERTIFICATE_RSA_TOO_LARGE_MESSAGE",
     "EXPLICIT_CURVE_MESSAGE",
     "FIELD_CERTIFICATE",
     "FIELD_CHAIN",
@@ -93,20 +106,23 @@ __all__ = [
     "KEY_PASSPHRASE_MISSING_MESSAGE",
     "KEY_PASSPHRASE_WRONG_MESSAGE",
     "KEY_UNSUPPORTED_MESSAGE",
+    "KEY_UNUSABLE_TYPE_MESSAGE",
     "MAX_FILE_BYTES",
+    "MAX_RSA_BITS",
     "NO_CHAIN_CERTIFICATE_MESSAGE",
     "NO_INTERMEDIATES_WARNING",
     "NO_KEY_WARNING",
     "NOT_A_KEY_MESSAGE",
-    "PKCS12_KEY_TOO_LARGE_MESSAGE",
     "PKCS12_NO_CERTIFICATE_MESSAGE",
     "PKCS12_PASSWORD_MISSING_MESSAGE",
     "PKCS12_PASSWORD_WRONG_MESSAGE",
     "REORDERED_WARNING",
+    "RSA_TOO_LARGE_MESSAGE",
     "TOO_LARGE_MESSAGE",
     "TWO_KEYS_MESSAGE",
     "UNEXPECTED_FAILURE_MESSAGE",
     "UNREADABLE_MESSAGE",
+    "UPLOAD_KDF_BUDGET_MESSAGE",
     "BundleError",
     "BundleResult",
     "certificate_bundle_parse",
@@ -114,4 +130,5 @@ __all__ = [
     "certificate_pem_facts",
     "private_key_load",
     "private_key_pem",
+    "private_key_structure_found",
 ]

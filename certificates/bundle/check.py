@@ -1,7 +1,8 @@
 """The check from end to end and its entry points: ``certificate_bundle_parse`` reads the three
-upload fields, chooses the key and the leaf, builds the chain and applies the policy, turning
-any unforeseen failure into a form error instead of raising; ``private_key_load`` opens one key
-file for callers that only need the key.
+upload fields with one key-derivation budget for them all, chooses the key (and proves that
+one, only) and the leaf, builds the chain and applies the policy, turning any unforeseen
+failure into a form error instead of raising; ``private_key_load`` opens one key file for
+callers that only need the key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from .chain import _chain_build, _chain_report_unordered, _key_choose, _leaf_choose, _Pool
 from .facts import certificate_facts
 from .fields import _field_read, _holds_key
-from .keys import private_key_pem
+from .keys import _key_proof_problem, private_key_pem
 from .messages import (
     CSR_MESSAGE,
     FIELD_CERTIFICATE,
@@ -30,7 +31,7 @@ from .messages import (
 )
 from .pem import certificate_pem
 from .policy import _policy_apply
-from .results import BundleError, BundleResult, PrivateKey
+from .results import BundleError, BundleResult, PrivateKey, _KdfBudget
 
 # The package's name, as before it was split into modules, so that log filters still match.
 logger = logging.getLogger(__package__)
@@ -69,9 +70,16 @@ def private_key_load(data: bytes, *, passphrase: str | None = None) -> PrivateKe
     """The first private key in a PEM or DER file; BundleError when there is none."""
     result = BundleResult()
     content = _field_read(
-        result, field_name=FIELD_PRIVATE_KEY, data=data, secret=_secret(passphrase)
+        result,
+        field_name=FIELD_PRIVATE_KEY,
+        data=data,
+        secret=_secret(passphrase),
+        budget=_KdfBudget(),
     )
     if content is not None and content.keys:
+        problem = _key_proof_problem(content.keys[0])
+        if problem:
+            raise BundleError(FIELD_PRIVATE_KEY, problem)
         return content.keys[0]
     for field_name in (FIELD_PASSPHRASE, FIELD_PRIVATE_KEY):
         if result.errors.get(field_name):
@@ -91,20 +99,30 @@ def _bundle_check(
 ) -> None:
     """Fill ``result`` from the three upload fields."""
     secret = _secret(passphrase)
+    # One budget for every field and block: many encrypted keys cannot multiply the work.
+    budget = _KdfBudget()
     certificate_content = _field_read(
-        result, field_name=FIELD_CERTIFICATE, data=certificate or b"", secret=secret
+        result,
+        field_name=FIELD_CERTIFICATE,
+        data=certificate or b"",
+        secret=secret,
+        budget=budget,
     )
     key_content = None
     if _given(private_key):
         key_content = _field_read(
-            result, field_name=FIELD_PRIVATE_KEY, data=private_key or b"", secret=secret
+            result,
+            field_name=FIELD_PRIVATE_KEY,
+            data=private_key or b"",
+            secret=secret,
+            budget=budget,
         )
         if key_content is not None and not key_content.keys and not key_content.problems:
             result.error_add(FIELD_PRIVATE_KEY, NOT_A_KEY_MESSAGE)
     chain_content = None
     if _given(chain):
         chain_content = _field_read(
-            result, field_name=FIELD_CHAIN, data=chain or b"", secret=secret
+            result, field_name=FIELD_CHAIN, data=chain or b"", secret=secret, budget=budget
         )
         if (
             chain_content is not None
@@ -117,6 +135,10 @@ def _bundle_check(
     # one inside a combined file.
     contents = [c for c in (key_content, certificate_content, chain_content) if c is not None]
     key, key_field = _key_choose(result, contents)
+    if key is not None and (problem := _key_proof_problem(key)):
+        # Only the kept key is proven (one signature): the others are compared, not used.
+        result.error_add(key_field, problem)
+        key = None
     if key is not None:
         result.private_key_pem = private_key_pem(key)
     elif not _given(private_key) and FIELD_PASSPHRASE not in result.errors:
@@ -132,7 +154,7 @@ def _bundle_check(
             # Not "unreadable" (kept as uploaded, date typed by hand): that would store the
             # key in the clear. Refused, pointing at the right field.
             result.error_add(FIELD_CERTIFICATE, KEY_NOT_CERTIFICATE_MESSAGE)
-        elif not certificate_content.is_pkcs12:
+        elif not certificate_content.is_pkcs12 and not certificate_content.certificate_refused:
             result.unreadable = True
             result.error_add(FIELD_CERTIFICATE, UNREADABLE_MESSAGE)
             if certificate_content.csr_found:

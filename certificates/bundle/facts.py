@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from .der import _der_children, _der_value
+from .der import _der_children, _tbs_spki
 from .results import CertificateFacts
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -100,13 +100,10 @@ def _key_curve_explicit(certificate: x509.Certificate) -> bool:
     and a SEQUENCE when spelled out.
     """
     data = certificate.tbs_certificate_bytes
-    tbs = _der_value(data, 0)
-    # TBSCertificate: [0] version (optional), serial, signature, issuer, validity, subject, SPKI
-    parts = _der_children(data, tbs, limit=7) if tbs else []
-    spki_index = 6 if parts and parts[0][0] == 0xA0 else 5
-    if len(parts) <= spki_index:
+    spki_value = _tbs_spki(data)
+    if spki_value is None:
         return False
-    spki = _der_children(data, parts[spki_index], limit=1)
+    spki = _der_children(data, spki_value, limit=1)
     algorithm = _der_children(data, spki[0], limit=2) if spki else []
     return (
         len(algorithm) == 2

@@ -2,14 +2,14 @@
 each PEM block (certificate, PKCS#7, private key; a CSR is remembered; other labels are
 ignored) or, for a file without PEM blocks, PKCS#12, a DER certificate, PKCS#7 or a DER key.
 Damaged blocks are reported on the field, a few at most; a field refused whole (too large, too
-many blocks) reads as None.
+many blocks) reads as None. Every field of one upload shares one key-derivation budget.
+``_holds_key`` tells from the file's structure alone, never by loading it, whether a file given
+as the certificate holds private-key material.
 """
 
 from __future__ import annotations
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
+from .der import _key_shape
 from .keys import _key_add
 from .messages import (
     FIELD_CERTIFICATE,
@@ -25,19 +25,24 @@ from .pem import (
     _CSR_LABELS,
     _PKCS7_LABELS,
     _certificate_load,
+    _CertificateRefused,
     _pem_blocks,
     _pem_body_decode,
-    _pem_rebuild,
     _PemBlock,
     _pkcs7_certificates_load,
     _text_normalize,
 )
 from .pkcs12 import _looks_like_pkcs12, _pkcs12_read
-from .results import BundleResult, _errors_add_capped, _FieldContent
+from .results import BundleResult, _errors_add_capped, _FieldContent, _KdfBudget
 
 
 def _field_read(
-    result: BundleResult, *, field_name: str, data: bytes, secret: bytes | None
+    result: BundleResult,
+    *,
+    field_name: str,
+    data: bytes,
+    secret: bytes | None,
+    budget: _KdfBudget,
 ) -> _FieldContent | None:
     """Everything readable in one upload field; None when the field is refused whole."""
     if len(data) > MAX_FILE_BYTES:
@@ -54,9 +59,9 @@ def _field_read(
         return None
     if block_count:
         for block in _pem_blocks(data):
-            _pem_block_read(result, content=content, block=block, secret=secret)
+            _pem_block_read(result, content=content, block=block, secret=secret, budget=budget)
     else:
-        _binary_read(result, content=content, data=data, secret=secret)
+        _binary_read(result, content=content, data=data, secret=secret, budget=budget)
     _errors_add_capped(result, field_name, content.damage, more="{count} more blocks are damaged.")
     if len(content.certificates) > MAX_CERTIFICATES:
         result.error_add(
@@ -70,20 +75,23 @@ def _field_read(
 
 def _holds_key(data: bytes, content: _FieldContent) -> bool:
     """Whether a file given as the certificate holds private-key material: a key read from
-    it, a PEM private-key label (a damaged key too), or DER bytes that load as a key."""
+    it, a PEM private-key label (a damaged key too), or DER bytes shaped like a key.
+
+    The DER is only walked, never loaded: loading validates and computes (an RSA key with
+    composite factors took minutes), and key material is refused whether or not it loads.
+    """
     if content.keys or b"PRIVATE KEY-----" in data:
         return True
-    try:
-        serialization.load_der_private_key(data, password=None)
-    except TypeError:  # an encrypted DER key
-        return True
-    except (ValueError, UnsupportedAlgorithm):
-        return False
-    return True
+    return _key_shape(data) is not None
 
 
 def _pem_block_read(
-    result: BundleResult, *, content: _FieldContent, block: _PemBlock, secret: bytes | None
+    result: BundleResult,
+    *,
+    content: _FieldContent,
+    block: _PemBlock,
+    secret: bytes | None,
+    budget: _KdfBudget,
 ) -> None:
     """Add what ``block`` holds to ``content``."""
     label = block.label
@@ -102,31 +110,29 @@ def _pem_block_read(
         _damage_note(content, block, "its base64 text is invalid")
         return
     if is_key:
-        if headers:
-            # Legacy "Proc-Type: 4,ENCRYPTED" keys: only the PEM loader knows the headers.
-            encoded, is_pem = _pem_rebuild(label=label, headers=headers, der=der), True
-        else:
-            encoded, is_pem = der, False
         _key_add(
             result,
             content=content,
-            encoded=encoded,
-            is_pem=is_pem,
+            der=der,
+            headers=headers,
             secret=secret,
+            budget=budget,
             damaged=lambda: _damage_note(
                 content, block, "it is not a private key in PKCS#1, PKCS#8 or SEC1 form"
             ),
         )
-    elif label in _PKCS7_LABELS:
-        try:
+        return
+    try:
+        if label in _PKCS7_LABELS:
             content.certificates.extend(_pkcs7_certificates_load(der))
-        except _CERTIFICATE_ERRORS:
-            _damage_note(content, block, "it is not a valid PKCS#7 certificate bundle")
-    else:
-        try:
+        else:
             content.certificates.append(_certificate_load(der))
-        except _CERTIFICATE_ERRORS:
-            _damage_note(content, block, "it is not a valid certificate")
+    except _CertificateRefused as refusal:
+        content.problems = content.certificate_refused = True
+        content.damage.append(f"Block {block.number} ({block.label}): {refusal}")
+    except _CERTIFICATE_ERRORS:
+        kind = "PKCS#7 certificate bundle" if label in _PKCS7_LABELS else "certificate"
+        _damage_note(content, block, f"it is not a valid {kind}")
 
 
 def _damage_note(content: _FieldContent, block: _PemBlock, damage: str) -> None:
@@ -136,30 +142,37 @@ def _damage_note(content: _FieldContent, block: _PemBlock, damage: str) -> None:
 
 
 def _binary_read(
-    result: BundleResult, *, content: _FieldContent, data: bytes, secret: bytes | None
+    result: BundleResult,
+    *,
+    content: _FieldContent,
+    data: bytes,
+    secret: bytes | None,
+    budget: _KdfBudget,
 ) -> None:
     """Add what a file without PEM blocks holds: PKCS#12, DER certificate, PKCS#7 or DER key."""
     if not data.strip():
         return
     if content.field_name == FIELD_CERTIFICATE and _looks_like_pkcs12(data):
-        _pkcs12_read(result, content=content, data=data, secret=secret)
+        _pkcs12_read(result, content=content, data=data, secret=secret, budget=budget)
         return
-    try:
-        content.certificates.append(_certificate_load(data))
+    for load in (_certificate_load, _pkcs7_certificates_load):
+        try:
+            loaded = load(data)
+        except _CertificateRefused as refusal:
+            content.problems = content.certificate_refused = True
+            result.error_add(content.field_name, str(refusal))
+            return
+        except _CERTIFICATE_ERRORS:
+            continue
+        content.certificates.extend(loaded if isinstance(loaded, list) else [loaded])
         return
-    except _CERTIFICATE_ERRORS:
-        pass
-    try:
-        content.certificates.extend(_pkcs7_certificates_load(data))
-        return
-    except _CERTIFICATE_ERRORS:
-        pass
     if content.field_name == FIELD_PRIVATE_KEY:
         _key_add(
             result,
             content=content,
-            encoded=data,
-            is_pem=False,
+            der=data,
+            headers=[],
             secret=secret,
+            budget=budget,
             damaged=lambda: None,
         )

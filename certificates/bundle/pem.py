@@ -1,7 +1,8 @@
 """PEM text and DER certificates: normalising what editors save (byte order marks, UTF-16),
 splitting a file into its BEGIN/END blocks with the damaged ones marked and why, decoding a
 block's RFC 1421 headers and base64 body, loading a DER certificate or PKCS#7 bundle with every
-lazily parsed part read at once, and writing a certificate back as PEM.
+lazily parsed part read at once (and refusing one whose RSA key is larger than supported,
+``_CertificateRefused``), and writing a certificate back as PEM.
 """
 
 from __future__ import annotations
@@ -10,13 +11,22 @@ import base64
 import binascii
 import contextlib
 import re
-import textwrap
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
+
+from .der import _spki_size, _tbs_spki
+from .messages import (
+    CERTIFICATE_DSA_TOO_LARGE_MESSAGE,
+    CERTIFICATE_RSA_EXPONENT_MESSAGE,
+    CERTIFICATE_RSA_TOO_LARGE_MESSAGE,
+    MAX_DSA_BITS,
+    MAX_RSA_BITS,
+    MAX_RSA_EXPONENT_BITS,
+)
 
 _CERTIFICATE_LABELS = frozenset({"CERTIFICATE", "X509 CERTIFICATE", "X.509 CERTIFICATE"})
 _PKCS7_LABELS = frozenset({"PKCS7", "CMS", "PKCS #7 SIGNED DATA"})
@@ -100,13 +110,8 @@ def _pem_body_decode(body: bytes) -> tuple[list[bytes], bytes | None]:
         return headers, None
 
 
-def _pem_rebuild(*, label: str, headers: list[bytes], der: bytes) -> bytes:
-    """A clean PEM block (LF line endings, 64-column lines) with ``headers``."""
-    text = base64.b64encode(der).decode("ascii")
-    lines = [f"-----BEGIN {label}-----"]
-    lines += [header.decode("ascii", errors="replace") for header in headers] + [""]
-    lines += textwrap.wrap(text, 64) + [f"-----END {label}-----", ""]
-    return "\n".join(lines).encode("ascii")
+class _CertificateRefused(ValueError):
+    """A well-formed certificate refused for its key, whose use would cost too much."""
 
 
 def _certificate_load(der: bytes) -> x509.Certificate:
@@ -131,12 +136,43 @@ def _certificate_parts_check(certificate: x509.Certificate) -> None:
     used; parsing them here makes a malformed one "damaged" on the field it was uploaded in,
     instead of a failure later while choosing the leaf or ordering the chain.
     """
+    _certificate_key_check(certificate)
     certificate.subject.rfc4514_string()
     certificate.issuer.rfc4514_string()
     len(certificate.extensions)
     # An algorithm this module does not know is shown as "unknown", not refused.
     with contextlib.suppress(UnsupportedAlgorithm):
         certificate.signature_hash_algorithm  # noqa: B018 - read for its parse errors
+
+
+def _certificate_key_check(certificate: x509.Certificate) -> None:
+    """Refuse a certificate whose key would make verifying costly, read from its DER: an RSA
+    modulus over ``MAX_RSA_BITS``, an RSA public exponent over ``MAX_RSA_EXPONENT_BITS``, a
+    DSA prime over ``MAX_DSA_BITS``.
+
+    Building a chain verifies signatures with every candidate issuer, up to a hundred and
+    fifty certificates per upload: each verification must stay cheap.
+    """
+    data = certificate.tbs_certificate_bytes
+    spki = _tbs_spki(data)
+    if spki is None:
+        return
+    size = _spki_size(data, spki)
+    if size.algorithm == "rsa" and size.modulus_bits > MAX_RSA_BITS:
+        message = CERTIFICATE_RSA_TOO_LARGE_MESSAGE.format(
+            bits=size.modulus_bits, limit=MAX_RSA_BITS
+        )
+        raise _CertificateRefused(message)
+    if size.algorithm == "rsa" and size.exponent_bits > MAX_RSA_EXPONENT_BITS:
+        message = CERTIFICATE_RSA_EXPONENT_MESSAGE.format(
+            bits=size.exponent_bits, limit=MAX_RSA_EXPONENT_BITS
+        )
+        raise _CertificateRefused(message)
+    if size.algorithm == "dsa" and size.modulus_bits > MAX_DSA_BITS:
+        message = CERTIFICATE_DSA_TOO_LARGE_MESSAGE.format(
+            bits=size.modulus_bits, limit=MAX_DSA_BITS
+        )
+        raise _CertificateRefused(message)
 
 
 def certificate_pem(certificate: x509.Certificate) -> str:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certificates import bundle
 from certificates.bundle import (
+    CERTIFICATE_RSA_TOO_LARGE_MESSAGE,
     EXPLICIT_CURVE_MESSAGE,
     FIELD_CERTIFICATE,
     FIELD_CHAIN,
@@ -28,27 +29,32 @@ from certificates.bundle import (
     KEY_PASSPHRASE_MISSING_MESSAGE,
     KEY_PASSPHRASE_WRONG_MESSAGE,
     KEY_UNSUPPORTED_MESSAGE,
+    KEY_UNUSABLE_TYPE_MESSAGE,
     MAX_FILE_BYTES,
+    MAX_RSA_BITS,
     NO_INTERMEDIATES_WARNING,
     NO_KEY_WARNING,
     NOT_A_KEY_MESSAGE,
-    PKCS12_KEY_TOO_LARGE_MESSAGE,
     PKCS12_NO_CERTIFICATE_MESSAGE,
     PKCS12_PASSWORD_MISSING_MESSAGE,
     PKCS12_PASSWORD_WRONG_MESSAGE,
     REORDERED_WARNING,
+    RSA_TOO_LARGE_MESSAGE,
     TOO_LARGE_MESSAGE,
     TWO_KEYS_MESSAGE,
     UNEXPECTED_FAILURE_MESSAGE,
     UNREADABLE_MESSAGE,
+    UPLOAD_KDF_BUDGET_MESSAGE,
     BundleError,
     certificate_bundle_parse,
     certificate_pem_facts,
     private_key_load,
 )
+from certificates.bundle import check as bundle_check
 from certificates.bundle import keys as bundle_keys
-from certificates.bundle import pkcs12 as bundle_pkcs12
+from certificates.bundle import pbe as bundle_pbe
 from certmgr import demo_pki
+from tests.certificates import expensive_inputs as expensive
 
 HOSTNAMES = ["shop.example", "www.shop.example", "192.0.2.10"]
 PASSPHRASE = "correct horse battery staple"
@@ -926,27 +932,21 @@ def test_it_never_raises_on_mangled_input(pki):
 
 
 def test_it_refuses_a_pkcs12_file_with_an_absurd_key_derivation_cost(pki, monkeypatch):
-    monkeypatch.setattr(bundle_pkcs12, "MAX_KDF_ITERATIONS", 1000)
+    monkeypatch.setattr(bundle_pbe, "MAX_KDF_ROUNDS", 1000)
     p12 = demo_pki.pkcs12_bundle(leaf=pki["leaf"], chain=[], password=b"pw")
     result = upload(certificate=p12, passphrase="pw")
     (message,) = result.errors[FIELD_CERTIFICATE]
-    assert "rounds of key derivation" in message
+    assert "more key-derivation work than certmgr does for one file" in message
+    assert "PBKDF2 with" in message
     assert result.unreadable is False
 
 
 def test_it_refuses_an_encrypted_key_with_an_absurd_key_derivation_cost(pki, monkeypatch):
-    monkeypatch.setattr(bundle_keys, "MAX_KDF_ITERATIONS", 1000)
+    monkeypatch.setattr(bundle_pbe, "MAX_KDF_ROUNDS", 1000)
     key = demo_pki.key_pem(pki["leaf"].private_key, passphrase=b"pw")
     result = upload(certificate=pki["leaf"].certificate_pem, private_key=key, passphrase="pw")
     (message,) = result.errors[FIELD_PRIVATE_KEY]
-    assert "rounds of key derivation" in message
-
-
-def test_it_refuses_a_pkcs12_key_too_large_to_check_quickly(pki, monkeypatch):
-    monkeypatch.setattr(bundle_pkcs12, "MAX_PKCS12_KEY_BAG_BYTES", 100)
-    p12 = demo_pki.pkcs12_bundle(leaf=pki["leaf"], chain=[], password=b"pw")
-    result = upload(certificate=p12, passphrase="pw")
-    assert result.errors == {FIELD_CERTIFICATE: [PKCS12_KEY_TOO_LARGE_MESSAGE]}
+    assert "more key-derivation work than certmgr does for one file" in message
 
 
 def test_it_refuses_an_rsa_key_whose_parts_do_not_fit_together(rsa_leaf):
@@ -1051,3 +1051,242 @@ def test_it_only_warns_about_explicit_curve_parameters_for_other_kinds():
 def test_it_finds_no_explicit_curve_in_named_curve_and_rsa_certificates(pki, rsa_leaf):
     for issued in (pki["leaf"], pki["intermediate"], rsa_leaf):
         assert not bundle.certificate_facts(issued.certificate).key_curve_explicit
+
+
+# --------------------------------------------------------------------------- what reading costs
+# Key derivations are priced from their parameters before they run, once per upload for all
+# fields together; keys are inspected from their DER before they are loaded; only the kept key
+# is proven. tests/certificates/test_hostile_upload.py sends the expensive files through the
+# views and bounds their CPU time; here each rule is proven on the parser.
+
+HOSTILE = b"pw"
+
+
+def encrypted_pem(der: bytes) -> bytes:
+    return expensive.pem("ENCRYPTED PRIVATE KEY", der)
+
+
+def test_it_opens_a_key_encrypted_with_openssl_s_default_scrypt(pki):
+    key = expensive.der_of(pki["leaf"].private_key)
+    encrypted = expensive.scrypt_encrypted_key(key, HOSTILE, n=2**14, r=8, p=1, derive=True)
+    result = upload(
+        certificate=pki["leaf"].certificate_pem,
+        private_key=encrypted_pem(encrypted),
+        passphrase="pw",
+    )
+    assert result.ok, result.errors
+    assert result.private_key_pem == pki["leaf"].key_pem.decode()
+
+
+@pytest.mark.parametrize(
+    ("n", "r", "p", "words"),
+    [
+        (2, 1, 2**22, "p=4,194,304"),  # the 391-byte key: 8 s of CPU, little memory
+        (2**20, 8, 1, "1,024 MiB of memory"),
+        (2**10, 1, 2**11, "p=2,048"),  # within N·r·p, beyond the lanes
+    ],
+)
+def test_it_refuses_scrypt_beyond_its_budget_on_the_key_field_before_deriving(
+    pki, monkeypatch, n, r, p, words
+):
+    def never(*arguments, **keywords):
+        raise AssertionError("scrypt ran")
+
+    monkeypatch.setattr(bundle_pbe, "Scrypt", never)
+    key = expensive.der_of(pki["leaf"].private_key)
+    encrypted = expensive.scrypt_encrypted_key(key, HOSTILE, n=n, r=r, p=p, derive=False)
+    result = upload(
+        certificate=pki["leaf"].certificate_pem,
+        private_key=encrypted_pem(encrypted),
+        passphrase="pw",
+    )
+    (message,) = result.errors[FIELD_PRIVATE_KEY]
+    assert words in message and "more key-derivation work" in message
+    assert FIELD_PASSPHRASE not in result.errors
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("asymmetric/PKCS8/enc-unknown-kdf.pem", "key-derivation function other than"),
+        ("asymmetric/PKCS8/enc-unknown-pbkdf2-prf.pem", "PBKDF2 with an unusual hash"),
+        ("asymmetric/PKCS8/enc-unknown-algorithm.pem", "a cipher other than"),
+    ],
+)
+def test_it_refuses_an_unknown_protection_on_the_key_field_before_decrypting(pki, path, words):
+    result = upload(
+        certificate=pki["leaf"].certificate_pem, private_key=vector(path), passphrase="password"
+    )
+    (message,) = result.errors[FIELD_PRIVATE_KEY]
+    assert words in message
+    assert FIELD_PASSPHRASE not in result.errors
+
+
+@pytest.mark.parametrize(
+    ("path", "password"),
+    [
+        ("asymmetric/PKCS8/ed25519-scrypt.pem", "hunter42"),
+        ("asymmetric/PKCS8/rsa-40bitrc2.pem", "baz"),
+        ("asymmetric/PKCS8/rsa-rc2-cbc.pem", "Red Hat Enterprise Linux 7.4"),
+        ("asymmetric/PKCS8/rsa-pbewithmd5anddescbc.pem", "hunter2"),
+        ("asymmetric/PKCS8/enc-rsa-3des.pem", "password"),
+        ("asymmetric/PKCS8/rsa_pkcs8_pbes2_pbkdf2_2048_3des_sha512.pem", "PolarSSLTest"),
+        ("asymmetric/PKCS8/pkcs12_s2k_pem-X_9607.pem", "123456"),
+        ("asymmetric/Traditional_OpenSSL_Serialization/key1.pem", "123456"),
+    ],
+)
+def test_it_decrypts_the_key_protections_tools_write_as_cryptography_does(path, password):
+    data = vector(path)
+    expected = serialization.load_pem_private_key(
+        data, password.encode(), unsafe_skip_rsa_key_validation=True
+    )
+    key = private_key_load(data, passphrase=password)
+    assert bundle.private_key_pem(key) == bundle.private_key_pem(expected)
+
+
+def test_it_counts_key_derivation_across_all_fields_of_one_upload(pki):
+    # Each key costs 700,000 rounds: two fit in the budget of one upload, the third does not,
+    # although it sits in another field.
+    leaf = pki["leaf"]
+    algorithm, encrypted = expensive.pbkdf2_encrypted(
+        expensive.der_of(leaf.private_key), HOSTILE, iterations=700_000, derive=True
+    )
+    key = encrypted_pem(expensive.encrypted_private_key(algorithm, encrypted))
+    result = upload(certificate=leaf.certificate_pem + key * 2, private_key=key, passphrase="pw")
+    assert result.errors == {FIELD_PRIVATE_KEY: [UPLOAD_KDF_BUDGET_MESSAGE]}
+
+
+@pytest.mark.parametrize(
+    ("label", "make"),
+    [
+        ("DSA", lambda generator: expensive.dsa_pkcs8(4096, generator)),
+        ("DH", lambda generator: expensive.dh_pkcs8(4096, generator)),
+        ("RSA over 8192 bits", lambda generator: expensive.rsa_pkcs8(8200, generator)),
+    ],
+)
+def test_it_refuses_unusable_and_oversized_keys_without_loading_them(pki, monkeypatch, label, make):
+    def never(*arguments, **keywords):
+        raise AssertionError("the key was loaded")
+
+    monkeypatch.setattr(bundle_keys.serialization, "load_der_private_key", never)
+    der = make(random.Random(3))
+    encrypted = expensive.encrypted_private_key(
+        *expensive.pbkdf2_encrypted(der, HOSTILE, iterations=1, derive=True)
+    )
+    for data in (der, expensive.pem("PRIVATE KEY", der), encrypted_pem(encrypted)):
+        result = upload(certificate=pki["leaf"].certificate_pem, private_key=data, passphrase="pw")
+        (message,) = result.errors[FIELD_PRIVATE_KEY]
+        assert message in (
+            KEY_UNUSABLE_TYPE_MESSAGE,
+            RSA_TOO_LARGE_MESSAGE.format(bits=8200, limit=MAX_RSA_BITS),
+        )
+
+
+def test_a_key_in_the_certificate_field_is_told_from_its_structure_never_loaded(monkeypatch):
+    def never(*arguments, **keywords):
+        raise AssertionError("the key was loaded")
+
+    monkeypatch.setattr(bundle_keys.serialization, "load_der_private_key", never)
+    composite = expensive.rsa_private_key(16384, random.Random(5))
+    result = upload(certificate=composite)
+    assert result.errors == {FIELD_CERTIFICATE: [KEY_NOT_CERTIFICATE_MESSAGE]}
+
+
+def test_it_proves_only_the_key_it_keeps(pki, rsa_leaf, monkeypatch):
+    proven = []
+    prove = bundle_check._key_proof_problem
+    monkeypatch.setattr(
+        bundle_check, "_key_proof_problem", lambda key: proven.append(key) or prove(key)
+    )
+    result = upload(
+        certificate=rsa_leaf.key_pem * 5 + rsa_leaf.certificate_pem,
+        private_key=rsa_leaf.key_pem,
+    )
+    assert result.ok, result.errors
+    assert len(proven) == 1
+
+
+def test_it_refuses_a_certificate_whose_rsa_key_is_over_8192_bits(pki):
+    public = rsa.RSAPublicNumbers(
+        65537, expensive.odd_without_small_factors(8200, random.Random(9))
+    )
+    issuer = pki["intermediate"]
+    certificate = x509.CertificateBuilder(
+        issuer_name=issuer.certificate.subject,
+        subject_name=x509.Name.from_rfc4514_string("CN=big.example"),
+        public_key=public.public_key(),
+        serial_number=x509.random_serial_number(),
+        not_valid_before=issuer.certificate.not_valid_before_utc,
+        not_valid_after=issuer.certificate.not_valid_after_utc,
+    ).sign(issuer.private_key, hashes.SHA256())
+    message = CERTIFICATE_RSA_TOO_LARGE_MESSAGE.format(bits=8200, limit=MAX_RSA_BITS)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    assert upload(certificate=der).errors == {FIELD_CERTIFICATE: [message]}
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    result = upload(certificate=pki["leaf"].certificate_pem, chain=pem)
+    assert result.errors == {FIELD_CHAIN: [f"Block 1 (CERTIFICATE): {message}"]}
+
+
+# --------------------------------------------------------------------------- PKCS#12, read here
+
+
+def test_it_opens_a_pkcs12_file_with_40_bit_rc2_certificates_and_a_3des_key():
+    # As Keychain Access and OpenSSL 1.x write them (cryptography-vectors, password
+    # "cryptography").
+    result = upload(
+        certificate=vector("pkcs12/cert-rc2-key-3des.p12"), passphrase="cryptography", kind="other"
+    )
+    assert result.leaf is not None and result.private_key_pem is not None
+    assert result.errors == {}
+
+
+def test_it_refuses_a_pkcs12_integrity_check_too_costly_before_deriving(pki):
+    p12 = demo_pki.pkcs12_bundle(leaf=pki["leaf"], chain=[], password=HOSTILE)
+    result = upload(certificate=expensive.with_mac_iterations(p12, 2**31 - 1), passphrase="pw")
+    (message,) = result.errors[FIELD_CERTIFICATE]
+    assert "2,147,483,647 iterations" in message
+
+
+def pkcs12_hiding(pki, *bags: bytes, password: bytes = HOSTILE) -> bytes:
+    """A PKCS#12 file without integrity check whose encrypted content holds the leaf and
+    ``bags``: what they declare is seen only once the content is decrypted."""
+    certificate = expensive.certificate_bag(pki["leaf"].der)
+    return expensive.pfx(expensive.encrypted_bags(certificate, *bags, password=password))
+
+
+def test_it_opens_a_pkcs12_file_without_integrity_check_with_its_password(pki):
+    key = expensive.safe_bag(expensive.KEY_BAG, expensive.der_of(pki["leaf"].private_key))
+    p12 = pkcs12_hiding(pki, key)
+    result = upload(certificate=p12, passphrase="pw")
+    assert result.ok, result.errors
+    assert result.private_key_pem == pki["leaf"].key_pem.decode()
+    assert upload(certificate=p12, passphrase="wrong").errors == {
+        FIELD_PASSPHRASE: [PKCS12_PASSWORD_WRONG_MESSAGE]
+    }
+
+
+def test_it_prices_and_inspects_what_encrypted_pkcs12_content_hides(pki, monkeypatch):
+    def never(*arguments, **keywords):
+        raise AssertionError("derived or loaded")
+
+    monkeypatch.setattr(bundle_pbe, "Scrypt", never)
+    monkeypatch.setattr(bundle_keys.serialization, "load_der_private_key", never)
+    key = expensive.der_of(pki["leaf"].private_key)
+    scrypt_bag = expensive.safe_bag(
+        expensive.SHROUDED_KEY_BAG,
+        expensive.scrypt_encrypted_key(key, HOSTILE, n=2, r=1, p=2**22, derive=False),
+    )
+    dsa_bag = expensive.safe_bag(expensive.KEY_BAG, expensive.dsa_pkcs8(4096, random.Random(1)))
+    result = upload(certificate=pkcs12_hiding(pki, scrypt_bag), passphrase="pw")
+    assert "p=4,194,304" in result.errors[FIELD_CERTIFICATE][0]
+    result = upload(certificate=pkcs12_hiding(pki, dsa_bag), passphrase="pw")
+    assert result.errors[FIELD_CERTIFICATE] == [KEY_UNUSABLE_TYPE_MESSAGE]
+
+
+def test_it_refuses_a_ber_pkcs12_file_in_plain_words(pki):
+    p12 = demo_pki.pkcs12_bundle(leaf=pki["leaf"], chain=[], password=HOSTILE)
+    # The same content with an indefinite length on the outer SEQUENCE.
+    content = expensive.children(p12)
+    ber = b"\x30\x80" + b"".join(content) + b"\x00\x00"
+    (message,) = upload(certificate=ber, passphrase="pw").errors[FIELD_CERTIFICATE]
+    assert "BER encoding" in message

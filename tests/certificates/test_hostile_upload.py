@@ -16,6 +16,11 @@ returns for a CSR made here, and as the Apple Pay identity proof. For each uploa
 
 Failures are collected per file and role and asserted together, so that one run names them
 all. The upload times (CPU and wall clock) are printed (pytest -s) for the record.
+
+The expensive inputs (last section) are files whose uploader chose what reading them costs:
+key derivations, key sizes, keys hidden in encrypted PKCS#12 content, costly candidate
+issuers. Each must be refused on its field within EXPENSIVE_CPU_SECONDS_MAX of CPU, its time
+printed.
 """
 
 import base64
@@ -32,7 +37,9 @@ from pathlib import Path
 
 import cryptography_vectors
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
@@ -43,6 +50,7 @@ from certificates import services
 from certificates.bundle import (
     EXPLICIT_CURVE_MESSAGE,
     KEY_UNSUPPORTED_MESSAGE,
+    KEY_UNUSABLE_TYPE_MESSAGE,
     MAX_FILE_BYTES,
     NO_CHAIN_CERTIFICATE_MESSAGE,
     NOT_A_KEY_MESSAGE,
@@ -54,6 +62,7 @@ from certificates.models import Certificate, CertificateRequest
 from certmgr import demo_pki
 from certmgr.upload_limits import RequestBodyLimitMiddleware
 from core import encryption
+from tests.certificates import expensive_inputs as expensive
 from tests.support import errors_of, require_program, upload
 
 pytestmark = pytest.mark.django_db
@@ -666,3 +675,304 @@ def test_a_file_between_the_file_limit_and_the_body_cap_is_refused_on_its_field(
     )
     assert response.status_code == 200
     assert errors_of(response)["certificate"] == [TOO_LARGE_MESSAGE]
+
+
+# --------------------------------------------------------------------------- expensive inputs
+# Files whose uploader chose what reading them costs (tests/certificates/expensive_inputs.py
+# builds them from DER at run time, deriving nothing with the declared parameters): each goes
+# through the real views in the roles it threatens and must be refused on the right field,
+# nothing stored, within EXPENSIVE_CPU_SECONDS_MAX of CPU time in this process. Without the
+# checks they cost seconds to minutes each (an scrypt key with a large p, 8 s; a DSA key of
+# 65,536 bits, 100 s; a 16,384-bit RSA key, 1.4 s to prove). The CPU time of each upload is
+# printed (pytest -s).
+
+EXPENSIVE_CPU_SECONDS_MAX = 1.0
+HOSTILE_PASSWORD = b"pw"
+
+
+@dataclass(frozen=True)
+class Expensive:
+    """One expensive file: how it is sent, where the refusal must be and what it must say."""
+
+    label: str
+    role: str
+    data: bytes
+    field: str
+    words: str
+    # For "SSL certificate and chain" (the certificate field holds the leaf, no key is given):
+    # what the chain field holds.
+    chain: bytes = b""
+
+
+def expensive_post(case: Expensive, *, acme, valid: demo_pki.Issued, request_url: str):
+    """(url, form data) that send the case's file in its role; the passphrase is always given."""
+    role, data = case.role, case.data
+    base = {"institution": acme.pk, "name": "expensive", "passphrase": HOSTILE_PASSWORD.decode()}
+    certificate = upload("valid.crt", valid.certificate_pem)
+    if role == "SSL key":
+        return SSL_URL, {**base, "certificate": certificate, "private_key": upload("x.key", data)}
+    if role == "SSL certificate":
+        return SSL_URL, {**base, "certificate": upload("x.pem", data)}
+    if role == "SSL both":
+        combined = upload("combined.pem", valid.certificate_pem + data)
+        return SSL_URL, {**base, "certificate": combined, "private_key": upload("x.key", data)}
+    if role == "SSL certificate and chain":
+        files = {"certificate": upload("x.pem", data), "chain": upload("chain.pem", case.chain)}
+        return SSL_URL, {**base, **files}
+    if role == "SSL chain":
+        files = {"certificate": certificate, "private_key": upload("valid.key", valid.key_pem)}
+        return SSL_URL, {**base, **files, "chain": upload("chain.pem", data)}
+    if role == "Apple Pay":
+        return APPLE_URL, {
+            **base,
+            "merchant_identifier": MERCHANT,
+            "certificate": upload("x.p12", data),
+        }
+    if role == "CSR completion":
+        return request_url, {"certificate": upload("x.cer", data)}
+    assert role == "identity proof"
+    expiry = (date.today() + timedelta(days=90)).isoformat()
+    return PROOF_URL, {**base, "file": upload("proof", data), "expires_at": expiry}
+
+
+def expensive_inputs(pki, valid: demo_pki.Issued) -> list[Expensive]:
+    """Every expensive file, in every role where it could cost something."""
+    generator = random.Random(MUTATION_SEED)
+    key = expensive.der_of(valid.private_key)
+    cheap_to_open = {"n": 2**14, "r": 8, "p": 1}
+
+    def scrypt_key(n, r, p):
+        encrypted = expensive.scrypt_encrypted_key(
+            key, HOSTILE_PASSWORD, n=n, r=r, p=p, derive=False
+        )
+        return expensive.pem("ENCRYPTED PRIVATE KEY", encrypted)
+
+    large_p = scrypt_key(2, 1, 2**22)
+    large_memory = scrypt_key(2**20, 8, 1)
+    standard_scrypt = expensive.pem(  # 0.04 s to open, as OpenSSL writes them
+        "ENCRYPTED PRIVATE KEY",
+        expensive.scrypt_encrypted_key(key, HOSTILE_PASSWORD, **cheap_to_open, derive=True),
+    )
+    algorithm, encrypted = expensive.pbkdf2_encrypted(
+        key, HOSTILE_PASSWORD, iterations=1_000_000, derive=True
+    )
+    million_rounds = expensive.pem(
+        "ENCRYPTED PRIVATE KEY", expensive.encrypted_private_key(algorithm, encrypted)
+    )
+    rsa_16384 = expensive.rsa_private_key(16384, generator)
+    rsa_huge = expensive.rsa_private_key(98304, generator)
+    rsa_8192 = expensive.rsa_private_key(8192, generator)
+    dsa_65536 = expensive.dsa_pkcs8(65536, generator)
+    dh_16384 = expensive.dh_pkcs8(16384, generator)
+    dsa_encrypted = expensive.encrypted_private_key(
+        *expensive.pbkdf2_encrypted(dsa_65536, HOSTILE_PASSWORD, iterations=1, derive=True)
+    )
+    issuer = pki["intermediate"]
+    big_public = rsa.RSAPublicNumbers(65537, expensive.odd_without_small_factors(16384, generator))
+    big_certificate = (
+        x509.CertificateBuilder(
+            issuer_name=issuer.certificate.subject,
+            subject_name=x509.Name.from_rfc4514_string("CN=big.example.test"),
+            public_key=big_public.public_key(),
+            serial_number=x509.random_serial_number(),
+            not_valid_before=issuer.certificate.not_valid_before_utc,
+            not_valid_after=issuer.certificate.not_valid_after_utc,
+        )
+        .sign(issuer.private_key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    p12 = demo_pki.pkcs12_bundle(leaf=valid, chain=[], password=HOSTILE_PASSWORD)
+    certificate_bag = expensive.certificate_bag(valid.der)
+
+    def hidden(*bags):
+        # No integrity check and the empty password: every role opens the outer content.
+        return expensive.pfx(expensive.encrypted_bags(certificate_bag, *bags, password=b""))
+
+    hidden_scrypt = hidden(
+        expensive.safe_bag(
+            expensive.SHROUDED_KEY_BAG,
+            expensive.scrypt_encrypted_key(key, b"", n=2, r=1, p=2**22, derive=False),
+        )
+    )
+    hidden_dsa = hidden(expensive.safe_bag(expensive.KEY_BAG, dsa_65536))
+    hidden_rsa = hidden(
+        expensive.safe_bag(expensive.KEY_BAG, expensive.rsa_pkcs8(16384, generator))
+    )
+    slow_content = expensive.pfx(
+        expensive.encrypted_content(
+            *expensive.pbkdf2_encrypted(certificate_bag, b"", iterations=10**8, derive=False)
+        )
+    )
+    slow_mac = expensive.with_mac_iterations(p12, 2**31 - 1)
+
+    together = "Together, the password-protected keys"
+    unusable = KEY_UNUSABLE_TYPE_MESSAGE
+    holds_key = "holds a private key"
+    needs_passphrase = "enter its passphrase"
+    # Keys, alone or many in one file: (label, file, what the refusal says, and what it says
+    # where no passphrase can be typed: completing a CSR).
+    keys = [
+        ("scrypt key with p = 2^22", large_p, "p=4,194,304", "p=4,194,304"),
+        ("scrypt key asking for 1 GiB", large_memory, "1,024 MiB", "1,024 MiB"),
+        ("four scrypt keys with p = 2^22", large_p * 4, "p=4,194,304", "p=4,194,304"),
+        ("sixteen standard scrypt keys", standard_scrypt * 16, together, needs_passphrase),
+        ("ten keys of 1,000,000 PBKDF2 rounds", million_rounds * 10, together, needs_passphrase),
+        ("RSA key of 16,384 bits", expensive.pem("RSA PRIVATE KEY", rsa_16384), "16,384", "16,384"),
+        ("DSA key of 65,536 bits", expensive.pem("PRIVATE KEY", dsa_65536), unusable, unusable),
+        ("DH key of 16,384 bits", expensive.pem("PRIVATE KEY", dh_16384), unusable, unusable),
+        (
+            "encrypted DSA key of 65,536 bits",
+            expensive.pem("ENCRYPTED PRIVATE KEY", dsa_encrypted),
+            unusable,
+            needs_passphrase,
+        ),
+    ]
+    cases = []
+    for label, data, words, without_passphrase in keys:
+        cases += [
+            Expensive(label, "SSL key", data, "private_key", words),
+            Expensive(label, "SSL certificate", data, "certificate", words),
+            Expensive(label, "Apple Pay", data, "certificate", words),
+            Expensive(label, "CSR completion", data, "certificate", without_passphrase),
+        ]
+    ten_rsa_8192 = expensive.pem("RSA PRIVATE KEY", rsa_8192) * 10
+    cases += [
+        Expensive("ten 8,192-bit RSA keys", "SSL key", ten_rsa_8192, "private_key", "fit together"),
+        Expensive(
+            "keys of 1,000,000 rounds in two fields",
+            "SSL both",
+            million_rounds * 2,
+            "private_key",
+            together,
+        ),
+    ]
+    for role in ("SSL certificate", "CSR completion"):
+        cases += [
+            Expensive("DER RSA key of 98,304 bits", role, rsa_huge, "certificate", holds_key),
+            Expensive("DER RSA key of 16,384 bits", role, rsa_16384, "certificate", holds_key),
+            Expensive("DER DSA key of 65,536 bits", role, dsa_65536, "certificate", holds_key),
+            Expensive(
+                "certificate with a 16,384-bit RSA key",
+                role,
+                big_certificate,
+                "certificate",
+                "16,384 bits",
+            ),
+        ]
+    cases.append(
+        Expensive(
+            "certificate with a 16,384-bit RSA key",
+            "SSL chain",
+            big_certificate,
+            "chain",
+            "16,384 bits",
+        )
+    )
+    # A leaf and as many candidate issuers named like its issuer as two fields hold: with a
+    # 3,072-bit RSA key and a 3,071-bit exponent each verification of the leaf's signature
+    # costs 9 ms, with a DSA key of 10,000 bits 17 ms.
+    for label, signer, public_key, words in (
+        (
+            "issuers with 3,071-bit RSA exponents",
+            # Signatures as long as the candidates' modulus, made with composite factors.
+            serialization.load_der_private_key(
+                expensive.rsa_private_key(3072, generator),
+                None,
+                unsafe_skip_rsa_key_validation=True,
+            ),
+            expensive.rsa_public_key_huge_exponent(3072, generator),
+            "public exponent",
+        ),
+        (
+            "issuers with 10,000-bit DSA keys",
+            dsa.generate_private_key(1024),
+            expensive.dsa_public_key(10000, generator),
+            "DSA key has 10,000 bits",
+        ),
+    ):
+        name = "CN=Impostor CA"
+        leaf = expensive.certificate(
+            "CN=leaf.example.test", name, valid.private_key.public_key(), signer
+        )
+        count = 60_000 // len(expensive.impostors(name, 1, public_key, signer))
+        fake = leaf + expensive.impostors(name, count - 1, public_key, signer)
+        other = expensive.impostors(name, count, public_key, signer, first_serial=count)
+        label = f"{2 * count - 1} {label}"
+        cases.append(
+            Expensive(label, "SSL certificate and chain", fake, "certificate", words, chain=other)
+        )
+    for role in ("Apple Pay", "CSR completion"):
+        cases += [
+            Expensive(
+                "PKCS#12 integrity check of 2^31 - 1 rounds",
+                role,
+                slow_mac,
+                "certificate",
+                "2,147,483,647 iterations",
+            ),
+            Expensive(
+                "PKCS#12 content of 10^8 PBKDF2 rounds",
+                role,
+                slow_content,
+                "certificate",
+                "100,000,000 iterations",
+            ),
+            Expensive(
+                "PKCS#12 hiding an scrypt key with p = 2^22",
+                role,
+                hidden_scrypt,
+                "certificate",
+                "p=4,194,304",
+            ),
+            Expensive(
+                "PKCS#12 hiding a DSA key of 65,536 bits", role, hidden_dsa, "certificate", unusable
+            ),
+            Expensive(
+                "PKCS#12 hiding a 16,384-bit RSA key",
+                role,
+                hidden_rsa,
+                "certificate",
+                "16,384 bits",
+            ),
+        ]
+    for label, data in (
+        ("DER RSA key of 98,304 bits", rsa_huge),
+        ("DER DSA key of 65,536 bits", dsa_65536),
+        ("DER encrypted DSA key", dsa_encrypted),
+        ("PKCS#12 hiding a DSA key", hidden_dsa),
+    ):
+        cases.append(Expensive(label, "identity proof", data, "file", holds_key))
+    return cases
+
+
+def test_expensive_inputs_are_refused_on_their_field_within_a_bounded_cpu_time(
+    as_alice, alice, acme, pki, valid
+):
+    request = services.certificate_request_create(
+        institution=acme,
+        kind=CertificateRequest.Kind.APPLE_MERCHANT_IDENTITY,
+        merchant_identifier=MERCHANT,
+        name="expensive request",
+        actor=alice,
+    )
+    request_url = reverse("certificate_request_complete", args=[request.pk])
+    failures, worst = [], (0.0, "")
+    for case in expensive_inputs(pki, valid):
+        url, data = expensive_post(case, acme=acme, valid=valid, request_url=request_url)
+        cpu_started = time.process_time()
+        response = as_alice.post(url, data)
+        cpu = time.process_time() - cpu_started
+        worst = max(worst, (cpu, f"{case.label} as {case.role}"))
+        print(f"expensive input: {case.label} as {case.role}: {cpu * 1000:.0f} ms of CPU")
+        name = f"{case.label} as {case.role}"
+        if cpu > EXPENSIVE_CPU_SECONDS_MAX:
+            failures.append(f"{name}: cost {cpu:.2f} s of CPU")
+        if response.status_code != 200:
+            failures.append(f"{name}: answered {response.status_code}, not a refusal")
+            continue
+        messages = errors_of(response).get(case.field, [])
+        if not any(case.words in message for message in messages):
+            failures.append(f"{name}: {case.field} says {messages}, not {case.words!r}")
+    print(f"expensive inputs: the worst cost {worst[0] * 1000:.0f} ms of CPU ({worst[1]})")
+    assert not Certificate.objects.exists()
+    assert not failures, "\n".join(failures)

@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives import hashes
 from django.urls import reverse
 from django.utils import timezone
 
+from certificates import forms
 from certificates.models import Certificate
 from certmgr import demo_pki
 from core import encryption
@@ -208,6 +209,64 @@ def test_it_asks_for_the_expiry_date_when_the_certificate_cannot_be_read(as_alic
     assert certificate.has_private_key
     detail = as_alice.get(certificate.get_absolute_url()).content.decode()
     assert "Unverified" in detail
+
+
+def expiry_in(days: int) -> str:
+    return (timezone.now() + timedelta(days=days)).date().isoformat()
+
+
+def test_the_retry_reuses_what_was_read_from_the_kept_files_instead_of_reading_them_again(
+    as_alice, acme, leaf, monkeypatch
+):
+    truncated = leaf.der[: len(leaf.der) // 2]
+    first = post(
+        as_alice,
+        acme,
+        certificate=upload("domain.cer", truncated),
+        private_key=upload("domain.key", leaf.key_pem),
+    )
+    assert "expires_at" in errors_of(first)
+
+    def never(**files):
+        raise AssertionError("the kept files were read again")
+
+    monkeypatch.setattr(forms, "certificate_bundle_parse", never)
+    second = as_alice.post(
+        URL, {"institution": acme.pk, "name": "Legacy", "expires_at": expiry_in(90)}
+    )
+    assert second.status_code == 302
+    certificate = Certificate.objects.get()
+    assert bytes(certificate.content) == truncated
+    assert certificate.private_key_pem() == leaf.key_pem.decode()
+
+
+def test_a_file_chosen_on_the_retry_is_read_with_the_kept_ones(as_alice, acme, leaf, pki):
+    truncated = leaf.der[: len(leaf.der) // 2]
+    post(as_alice, acme, certificate=upload("domain.cer", truncated))
+    other = demo_pki.leaf_create(issuer=pki["intermediate"], hostnames=["other.example.test"])
+    second = post(
+        as_alice,
+        acme,
+        private_key=upload("other.key", other.key_pem),
+        expires_at=expiry_in(90),
+    )
+    assert second.status_code == 302
+    assert Certificate.objects.get().private_key_pem() == other.key_pem.decode()
+
+
+def test_the_passphrase_a_kept_key_asked_for_is_used_on_the_retry(as_alice, acme, leaf):
+    truncated = leaf.der[: len(leaf.der) // 2]
+    encrypted = demo_pki.key_pem(leaf.private_key, passphrase=b"secret")
+    first = post(
+        as_alice,
+        acme,
+        certificate=upload("domain.cer", truncated),
+        private_key=upload("domain.key", encrypted),
+    )
+    assert "passphrase" in errors_of(first) and "expires_at" in errors_of(first)
+    second = post(as_alice, acme, passphrase="secret", expires_at=expiry_in(90))
+    assert second.status_code == 302, errors_of(second)
+    assert Certificate.objects.get().private_key_pem() == leaf.key_pem.decode()
 
 
 def test_it_refuses_a_typed_expiry_date_in_the_past(as_alice, acme):
