@@ -1,4 +1,7 @@
-"""Django admin for platform staff: certificates and key-and-CSR requests.
+"""Django admin for platform staff: certificates and key-and-CSR requests, shown read-only
+but for their name (core.admin.WrittenByTheBackOffice): what the upload checked (the
+material, its facts and expiry, its kind, its institution, what it replaces) cannot be
+changed past those checks, and they are uploaded and deleted in the back office.
 
 Secret columns (the encrypted keys, and the raw upload, which may be anything a user sent)
 never reach the admin: they are left out of the forms, and they cannot be used as changelist
@@ -8,28 +11,23 @@ column holds, one character at a time.
 
 from django.contrib import admin
 
-from core.admin import SecretColumnsHidden
+from core.admin import SecretColumnsHidden, WrittenByTheBackOffice
 
 from .models import Certificate, CertificateRequest
 
 
 @admin.register(Certificate)
-class CertificateAdmin(SecretColumnsHidden, admin.ModelAdmin):
+class CertificateAdmin(WrittenByTheBackOffice, SecretColumnsHidden, admin.ModelAdmin):
     list_display = ["name", "kind", "institution", "expires_at", "expiry_source", "source"]
     list_filter = ["kind", "source", "expiry_source", "institution"]
     search_fields = ["name", "common_name", "fingerprint_sha256", "merchant_identifier"]
     date_hierarchy = "expires_at"
     secret_columns = ("private_key_encrypted", "content")
-    readonly_fields = [
-        "certificate_pem", "chain_pem", "subject", "issuer", "serial_number",
-        "fingerprint_sha256", "key_type", "key_size", "key_curve", "signature_hash",
-        "not_before", "not_after", "created_by", "created_at",
-    ]  # fmt: skip
-    raw_id_fields = ["replaces"]
+    editable_fields = ("name",)
 
 
 @admin.register(CertificateRequest)
-class CertificateRequestAdmin(SecretColumnsHidden, admin.ModelAdmin):
+class CertificateRequestAdmin(WrittenByTheBackOffice, SecretColumnsHidden, admin.ModelAdmin):
     list_display = [
         "name",
         "kind",
@@ -41,5 +39,4 @@ class CertificateRequestAdmin(SecretColumnsHidden, admin.ModelAdmin):
     list_filter = ["kind", "institution"]
     search_fields = ["name", "merchant_identifier"]
     secret_columns = ("private_key_encrypted",)
-    readonly_fields = ["csr_pem", "created_by", "created_at", "completed_at"]
-    raw_id_fields = ["certificate"]
+    editable_fields = ("name",)

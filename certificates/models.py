@@ -14,6 +14,7 @@ from django.db.models import Case, Q, Value, When
 from django.urls import reverse
 
 from core import encryption
+from core.tenancy import foreign_institution_links_refuse
 from institutions.models import visible_institution_ids
 
 
@@ -146,6 +147,10 @@ class Certificate(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("certificate_detail", args=[self.pk])
 
+    def clean(self) -> None:
+        # The certificate it replaces and the channels using it are its institution's.
+        foreign_institution_links_refuse(self)
+
     @property
     def has_private_key(self) -> bool:
         return bool(self.private_key_encrypted)
@@ -251,6 +256,10 @@ class CertificateRequest(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("certificate_request_detail", args=[self.pk])
+
+    def clean(self) -> None:
+        # The certificate Apple issued for it is its institution's.
+        foreign_institution_links_refuse(self)
 
     @property
     def is_pending(self) -> bool:

@@ -18,8 +18,8 @@ from institutions.models import Institution
 
 from . import apple
 from .bundle import BundleResult, private_key_pem
+from .deletion import certificate_deletion, in_use_message, proof_served_message
 from .models import Certificate, CertificateRequest
-from .selectors import certificate_channels_using
 from .threshold_store import certificate_thresholds_drop, certificate_thresholds_store
 
 logger = logging.getLogger(__name__)
@@ -30,10 +30,16 @@ class CertificateInUseError(Exception):
 
     def __init__(self, channels):
         self.channels = list(channels)
-        names = ", ".join(f"{c.name} ({c.hostname})" for c in self.channels)
-        super().__init__(
-            f"This certificate is used by {names}; choose another certificate there first."
-        )
+        super().__init__(in_use_message(self.channels))
+
+
+class IdentityProofServedError(Exception):
+    """Raised when an identity proof that channels serve by default is deleted while no other
+    valid proof would take over there."""
+
+    def __init__(self, hostnames):
+        self.hostnames = list(hostnames)
+        super().__init__(proof_served_message(self.hostnames))
 
 
 @transaction.atomic
@@ -289,7 +295,14 @@ def certificate_request_complete(
 
 @transaction.atomic
 def certificate_request_delete(*, request: CertificateRequest, actor) -> None:
-    """Delete a request and its key (a CSR that will not be used)."""
+    """Delete a pending request and its key (a CSR that will not be used). A completed one is
+    kept as the record of its certificate (RequestCompletedError): taking turns with
+    certificate_request_complete on the row, a delete never takes a request just completed."""
+    locked = CertificateRequest.objects.select_for_update().filter(pk=request.pk).first()
+    if locked is None:
+        return  # deleted meanwhile: what was asked is done
+    if not locked.is_pending:
+        raise RequestCompletedError("This request is completed; delete its certificate instead.")
     audit(
         logger,
         "certificate_request_deleted",
@@ -306,13 +319,23 @@ def certificate_request_delete(*, request: CertificateRequest, actor) -> None:
 
 
 @transaction.atomic
-def certificate_delete(*, certificate: Certificate, actor) -> None:
-    """Delete a certificate unless a sales channel uses it (raises CertificateInUseError)."""
+def certificate_delete(*, certificate: Certificate, actor, now: datetime | None = None) -> None:
+    """Delete a certificate unless a sales channel uses it (CertificateInUseError), or, for an
+    identity proof that channels serve as the institution's latest valid one, unless another
+    valid proof takes over there (IdentityProofServedError); see deletion.py."""
+    now = now or timezone.now()
+    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
+        # Two proofs of an institution deleted at once must not each count on the other to
+        # take over: proof deletions take turns on the institution's row.
+        Institution.objects.select_for_update().filter(pk=certificate.institution_id).first()
     # Lock the row so a concurrent bind cannot slip in between the check and the delete.
     Certificate.objects.select_for_update().filter(pk=certificate.pk).first()
-    users = certificate_channels_using(certificate)
-    if users:
-        raise CertificateInUseError(users)
+    deletion = certificate_deletion(certificate, now)
+    if deletion.used_by:
+        raise CertificateInUseError(deletion.used_by)
+    if deletion.refusal:
+        raise IdentityProofServedError(deletion.apple_pay_hostnames)
+    successor = deletion.successor
     audit(
         logger,
         "certificate_deleted",
@@ -321,8 +344,22 @@ def certificate_delete(*, certificate: Certificate, actor) -> None:
         actor=actor,
         action=AuditEvent.Action.CERTIFICATE_DELETE,
         target=certificate,
-        details={"fingerprint_sha256": certificate.fingerprint_sha256},
+        details={
+            "kind": certificate.kind,
+            "fingerprint_sha256": certificate.fingerprint_sha256,
+            "expires_at": certificate.expires_at.isoformat(),
+            **(
+                {
+                    "apple_pay_hostnames": deletion.apple_pay_hostnames,
+                    "identity_proof_taking_over": successor.pk,
+                }
+                if successor is not None
+                else {}
+            ),
+        },
         certificate_id=certificate.pk,
         institution_id=certificate.institution_id,
+        kind=certificate.kind,
+        identity_proof_taking_over_id=successor.pk if successor is not None else None,
     )
     certificate.delete()

@@ -1,6 +1,7 @@
 """Views of the certificates window: list,
-upload (SSL, and Apple Pay's identity proof and certificates), detail, download, delete, and
-the key-and-CSR requests for Apple Pay certificates.
+upload (SSL, and Apple Pay's identity proof and certificates), detail, download, delete (after
+a confirmation page naming what it stops, deletion.py), and the key-and-CSR requests for Apple
+Pay certificates.
 
 Each view loads what it shows through a query scoped to the user's institutions (another
 institution's object is a 404), checks the manager role before any write (403), validates with
@@ -21,12 +22,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import encryption
+from core.confirmation import CONFIRM_FIELD, confirmation_sent, confirmed
 from core.models import AuditEvent
 from institutions.models import Institution, user_can_manage
 from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
 
 from . import apple, selectors, services
 from .bundle import certificate_facts
+from .deletion import certificate_deletion, request_deletion_token
 from .forms import (
     AppleCertificateUploadForm,
     CertificateRequestCompleteForm,
@@ -354,16 +357,31 @@ def certificate_request_complete(request, pk: int):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def certificate_request_delete(request, pk: int):
+    """GET: what deleting the pending request would do; a POST confirming it deletes it."""
     certificate_request = _get_request_for_user(request, pk)
-    require_manager(request.user, certificate_request.institution)
+    require_manager(request.user, certificate_request.institution, to="delete a CSR")
     if not certificate_request.is_pending:
         messages.error(request, "This request is completed; delete its certificate instead.")
         return redirect(certificate_request)
-    services.certificate_request_delete(request=certificate_request, actor=request.user)
-    messages.success(request, f"CSR for {certificate_request.merchant_identifier} deleted.")
-    return redirect("certificate_list")
+    if confirmed(request, request_deletion_token(certificate_request)):
+        try:
+            services.certificate_request_delete(request=certificate_request, actor=request.user)
+        except services.RequestCompletedError as error:
+            messages.error(request, str(error))
+            return redirect(certificate_request)
+        messages.success(request, f"CSR for {certificate_request.merchant_identifier} deleted.")
+        return redirect("certificate_list")
+    return render(
+        request,
+        "certificates/request_delete.html",
+        {
+            "certificate_request": certificate_request,
+            "token": request_deletion_token(certificate_request),
+            "confirm_field": CONFIRM_FIELD,
+        },
+    )
 
 
 @login_required
@@ -436,14 +454,28 @@ def certificate_download(request, pk: int):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def certificate_delete(request, pk: int):
+    """GET: what deleting the certificate would do, or why it cannot be (deletion.py); a POST
+    confirming that very impact deletes it. Anything else shows the page again."""
     certificate = _get_certificate_for_user(request, pk)
-    require_manager(request.user, certificate.institution)
-    try:
-        services.certificate_delete(certificate=certificate, actor=request.user)
-    except services.CertificateInUseError as error:
-        messages.error(request, str(error))
-        return redirect(certificate)
-    messages.success(request, f"Certificate “{certificate.name}” deleted.")
-    return redirect("certificate_list")
+    require_manager(request.user, certificate.institution, to="delete certificates")
+    deletion = certificate_deletion(certificate, timezone.now())
+    if not deletion.refusal and confirmed(request, deletion.token):
+        try:
+            services.certificate_delete(certificate=certificate, actor=request.user)
+        except (services.CertificateInUseError, services.IdentityProofServedError) as error:
+            messages.error(request, str(error))  # it changed in between: the page says how
+            return redirect("certificate_delete", certificate.pk)
+        messages.success(request, f"Certificate “{certificate.name}” deleted.")
+        return redirect("certificate_list")
+    return render(
+        request,
+        "certificates/delete.html",
+        {
+            "certificate": certificate,
+            "deletion": deletion,
+            "changed": confirmation_sent(request),
+            "confirm_field": CONFIRM_FIELD,
+        },
+    )

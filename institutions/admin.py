@@ -1,5 +1,11 @@
+"""Django admin for platform staff: institutions and who belongs to them.
+
+An institution's notification settings are shown, not edited, here: the back office's
+notification settings page checks the addresses (a webhook only to a public address) and
+records the change in the audit trail. Memberships are the admin's to change.
+"""
+
 from django.contrib import admin
-from django.db import models
 
 from .models import Institution, Membership
 
@@ -15,9 +21,8 @@ class InstitutionAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["notification_emails", "webhook_url"]
     inlines = [MembershipInline]
-    # As on the notification settings page: a webhook typed without a scheme is https.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Membership)

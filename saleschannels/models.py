@@ -1,9 +1,11 @@
 """Sales channels: the webshops, each on its own hostname, and which certificate they use."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
 from certificates.apple import WELL_KNOWN_PATH as APPLE_WELL_KNOWN_PATH
+from core.tenancy import foreign_institution_links_refuse
 from institutions.models import visible_institution_ids
 
 
@@ -163,6 +165,24 @@ class SalesChannel(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("channel_detail", args=[self.pk])
+
+    def clean(self) -> None:
+        """What the SSL Management and Apple Pay pages check of the certificates a channel
+        names, for whatever else edits the row (the admin): its institution's, of the right
+        kind. A channel that uses certificates cannot move to another institution."""
+        foreign_institution_links_refuse(self)
+        kinds = {
+            "certificate": ("ssl", "The chosen certificate must be an SSL certificate."),
+            "active_certificate": ("ssl", "The active certificate must be an SSL certificate."),
+            "apple_identity_proof": (
+                "apple_identity_proof",
+                "The Apple Pay identity proof must be an identity proof.",
+            ),
+        }
+        for name, (kind, refusal) in kinds.items():
+            named = getattr(self, name)
+            if named is not None and named.kind != kind:
+                raise ValidationError(refusal)
 
     @property
     def renewal_failing(self) -> bool:

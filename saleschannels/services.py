@@ -13,12 +13,14 @@ from contextlib import contextmanager
 
 from cryptography.fernet import InvalidToken
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from certificates.models import Certificate
 from core.audit import audit
 from core.models import AuditEvent
 
 from . import edge
+from .deletion import channel_deletion
 from .models import SalesChannel
 from .tasks import probe_channel
 
@@ -162,9 +164,12 @@ def _hostname_claim(hostname: str, *, channel: SalesChannel | None = None) -> It
 
 
 def channel_delete(*, channel: SalesChannel, actor) -> None:
-    """Delete a channel and remove its files from the edge."""
+    """Delete a channel and remove its files from the edge; the audit row says what stopped
+    being served (deletion.py)."""
     hostname = channel.hostname
     with transaction.atomic():
+        stopped = channel_deletion(channel, timezone.now())
+        served, proof = stopped.served_certificate, stopped.apple_pay_proof
         audit(
             logger,
             "channel_deleted",
@@ -173,7 +178,12 @@ def channel_delete(*, channel: SalesChannel, actor) -> None:
             actor=actor,
             action=AuditEvent.Action.CHANNEL_DELETE,
             target=channel,
-            details={"hostname": hostname},
+            details={
+                "hostname": hostname,
+                "ssl_mode": channel.ssl_mode,
+                "served_certificate": served.pk if served is not None else None,
+                "apple_pay_identity_proof": proof.pk if proof is not None else None,
+            },
             channel_id=channel.pk,
             institution_id=channel.institution_id,
             hostname=hostname,

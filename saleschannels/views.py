@@ -1,4 +1,5 @@
-"""Sales-channel pages ("Point of Sales"): list, detail, create, edit, delete, Apple Pay. (SSL
+"""Sales-channel pages ("Point of Sales"): list, detail, create, edit, delete (after a
+confirmation page naming what stops being served, deletion.py), Apple Pay. (SSL
 Management and *Renew now* start issuance, so they live in acme_client.views.)
 
 Every channel is loaded through selectors.channel_for_user (another institution's channel is a
@@ -10,14 +11,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from certificates.models import Certificate
+from core.confirmation import CONFIRM_FIELD, confirmation_sent, confirmed
 from core.models import AuditEvent
 from institutions.models import user_can_manage
 from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
 
 from . import services
+from .deletion import channel_deletion
 from .forms import ChannelApplePayForm, ChannelForm
 from .models import SalesChannel
 from .selectors import channel_for_user, channel_identity_proof
@@ -149,16 +152,30 @@ def channel_edit(request, pk: int):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def channel_delete(request, pk: int):
+    """GET: what deleting the channel would stop (deletion.py); a POST confirming that very
+    impact deletes it. Anything else shows the page again."""
     channel = channel_for_user(request.user, pk)
-    require_manager(request.user, channel.institution)
-    hostname = channel.hostname
-    if report_deployment(
-        request, lambda: services.channel_delete(channel=channel, actor=request.user)
-    ):
-        messages.success(request, f"Sales channel {hostname} deleted.")
-    return redirect("channel_list")
+    require_manager(request.user, channel.institution, to="delete sales channels")
+    deletion = channel_deletion(channel, timezone.now())
+    if confirmed(request, deletion.token):
+        hostname = channel.hostname
+        if report_deployment(
+            request, lambda: services.channel_delete(channel=channel, actor=request.user)
+        ):
+            messages.success(request, f"Sales channel {hostname} deleted.")
+        return redirect("channel_list")
+    return render(
+        request,
+        "saleschannels/delete.html",
+        {
+            "channel": channel,
+            "deletion": deletion,
+            "changed": confirmation_sent(request),
+            "confirm_field": CONFIRM_FIELD,
+        },
+    )
 
 
 @login_required

@@ -1,6 +1,7 @@
 """Test helpers shared across apps: the cast's password and the real programs tests drive."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,20 @@ def upload(name: str, data: bytes) -> SimpleUploadedFile:
 def errors_of(response) -> dict[str, list[str]]:
     """The form errors of a page, field by field."""
     return {field: list(messages) for field, messages in response.context["form"].errors.items()}
+
+
+def confirm_field(response) -> dict[str, str]:
+    """The hidden `confirm` field of a delete's confirmation page, as its form posts it."""
+    match = re.search(r'name="confirm" value="([0-9a-f]+)"', response.content.decode())
+    assert match, "no confirmation form on the page"
+    return {"confirm": match.group(1)}
+
+
+def delete_confirmed(client, url: str):
+    """Delete as a person does: open the confirmation page, then post its form."""
+    page = client.get(url)
+    assert page.status_code == 200, page.status_code
+    return client.post(url, confirm_field(page))
 
 
 # Daemons such as nginx live in sbin, which is not on every user's PATH.

@@ -20,7 +20,7 @@ from core.models import AuditEvent
 from monitoring.delivery import expiry_check
 from monitoring.models import Notification
 from tests.apple import APPLE_LIFETIME, MERCHANT, apple_sign_csr, apple_subject
-from tests.support import errors_of, upload
+from tests.support import delete_confirmed, errors_of, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -338,7 +338,7 @@ def test_a_viewer_reads_and_downloads_but_does_not_write(client, alice, bob, acm
 def test_a_manager_deletes_a_pending_request(as_alice, acme):
     request = create_request(as_alice, acme)
 
-    response = as_alice.post(reverse("certificate_request_delete", args=[request.pk]))
+    response = delete_confirmed(as_alice, reverse("certificate_request_delete", args=[request.pk]))
 
     assert response.status_code == 302
     assert not CertificateRequest.objects.exists()

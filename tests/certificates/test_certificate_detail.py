@@ -6,6 +6,7 @@ from django.urls import reverse
 from certificates.models import Certificate
 from core.models import AuditEvent
 from saleschannels.models import SalesChannel
+from tests.support import delete_confirmed
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_it_downloads_the_certificate_and_chain_but_never_the_key(client, bob, c
 
 def test_a_manager_deletes_a_certificate_and_it_is_audited(client, alice, certificate):
     client.force_login(alice)
-    response = client.post(reverse("certificate_delete", args=[certificate.pk]))
+    response = delete_confirmed(client, reverse("certificate_delete", args=[certificate.pk]))
     assert response.status_code == 302
     assert not Certificate.objects.exists()
     event = AuditEvent.objects.get(action=AuditEvent.Action.CERTIFICATE_DELETE)
@@ -66,9 +67,10 @@ def test_it_refuses_to_delete_a_certificate_a_sales_channel_uses(client, alice, 
     assert "used by Main (shop.acme.test)" in response.content.decode()
 
 
-def test_it_rejects_delete_by_get(client, alice, certificate):
+def test_delete_by_get_only_shows_the_confirmation_page(client, alice, certificate):
     client.force_login(alice)
-    assert client.get(reverse("certificate_delete", args=[certificate.pk])).status_code == 405
+    assert client.get(reverse("certificate_delete", args=[certificate.pk])).status_code == 200
+    assert Certificate.objects.filter(pk=certificate.pk).exists()
 
 
 def test_a_viewer_cannot_delete(client, bob, certificate):

@@ -10,6 +10,7 @@ from certmgr import demo_pki
 from core.models import AuditEvent
 from saleschannels.forms import ChannelForm
 from saleschannels.models import SalesChannel
+from tests.support import delete_confirmed
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +98,7 @@ def test_a_manager_edits_and_deletes_a_channel(client, alice, channel):
     assert response.status_code == 302
     channel.refresh_from_db()
     assert (channel.name, channel.hostname) == ("Renamed", "www.acme.test")
-    client.post(reverse("channel_delete", args=[channel.pk]))
+    delete_confirmed(client, reverse("channel_delete", args=[channel.pk]))
     assert not SalesChannel.objects.exists()
 
 
@@ -229,14 +230,14 @@ def test_mode_none_removes_the_files_from_the_edge(client, alice, channel, certi
     assert channel.active_certificate is None
     assert edge_files(settings) == set()
     # No longer in use: the certificate may now be deleted.
-    client.post(reverse("certificate_delete", args=[certificate.pk]))
+    delete_confirmed(client, reverse("certificate_delete", args=[certificate.pk]))
     assert not type(certificate).objects.filter(pk=certificate.pk).exists()
 
 
 def test_deleting_a_channel_removes_its_edge_files(client, alice, channel, certificate, settings):
     client.force_login(alice)
     client.post(ssl_url(channel), {"mode": "uploaded", "certificate": certificate.pk})
-    client.post(reverse("channel_delete", args=[channel.pk]))
+    delete_confirmed(client, reverse("channel_delete", args=[channel.pk]))
     assert edge_files(settings) == set()
 
 
