@@ -64,7 +64,17 @@ class AcmeProblem(Exception):
 
 
 class AcmeFailure(Exception):
-    """The order could not be completed; the message says why in plain words."""
+    """The order could not be completed; the message says why in plain words.
+
+    `code` is the short name of the RFC 8555 problem type of the challenge or order error
+    behind it ("caa", "dns", ...; https://www.rfc-editor.org/rfc/rfc8555#section-6.7), or "".
+    """
+
+    def __init__(self, message: str, *, code: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.code = code
+        # When the CA asked to wait longer than the order's time left (a rate limit).
+        self.retry_after = retry_after
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -111,9 +121,11 @@ def _call(action: Callable[[], T], *, deadline: datetime, what: str) -> T:
     nonce_failures = 0
     transient_failures = 0
     while True:
+        last_code = ""
         try:
             return action()
         except AcmeProblem as problem:
+            last_code = problem.code or ("rateLimited" if problem.status == 429 else "")
             if problem.code == "badNonce" and nonce_failures < NONCE_ATTEMPTS:
                 nonce_failures += 1
                 continue
@@ -131,7 +143,9 @@ def _call(action: Callable[[], T], *, deadline: datetime, what: str) -> T:
         remaining = (deadline - datetime.now(UTC)).total_seconds()
         if wait > remaining:
             raise AcmeFailure(
-                f"The CA asked to wait {wait:.0f} s ({what}), longer than the time left."
+                f"The CA asked to wait {wait:.0f} s ({what}), longer than the time left.",
+                code=last_code,
+                retry_after=wait,
             )
         logger.info("ACME %s: retrying in %.2f s", what, wait)
         time.sleep(wait)
@@ -345,7 +359,10 @@ def certificate_obtain(
             )
             return Issued(order_url=order.uri, fullchain_pem=certificate.text)
         if body.status == messages.STATUS_INVALID:
-            raise AcmeFailure(f"The CA refused the order: {_problem_words(body.error)}")
+            raise AcmeFailure(
+                f"The CA refused the order: {_problem_words(body.error)}",
+                code=getattr(body.error, "code", None) or "",
+            )
         time.sleep(max(pause, _retry_after_seconds(response.headers.get("Retry-After")) or 0))
     raise AcmeFailure("The CA did not issue the certificate in time.")
 
@@ -358,14 +375,12 @@ def _authorization_wait(acme: client.ClientV2, authorization, *, deadline: datet
         if status == messages.STATUS_VALID:
             return
         if status == messages.STATUS_INVALID:
-            reasons = [
-                _problem_words(challenge.error)
-                for challenge in current.body.challenges
-                if challenge.error is not None
-            ]
+            failed = [c.error for c in current.body.challenges if c.error is not None]
+            reasons = [_problem_words(error) for error in failed]
             raise AcmeFailure(
                 f"The CA could not validate {current.body.identifier.value}: "
-                + ("; ".join(reasons) or "no reason given")
+                + ("; ".join(reasons) or "no reason given"),
+                code=next((error.code for error in failed if error.code), ""),
             )
         retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
         time.sleep(max(pause, min(retry_after or 0, POLL_MAX)))

@@ -41,6 +41,8 @@ def channel_issuance_queue(*, channel: SalesChannel, due_only: bool = False) -> 
     with due_only, when the channel is not due (any more): a scheduler claimed it first and
     its certificate is already issued, so ordering again would get it a second one.
     """
+    if channel.hostname_verified_at is None:
+        return False
     claim = channel_issuance_claim(channel_id=channel.pk, due_only=due_only)
     if claim is None:
         return False

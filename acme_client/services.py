@@ -36,18 +36,21 @@ from core import encryption
 from core.audit import audit_record, event_log
 from core.models import AuditEvent
 from saleschannels import edge
-from saleschannels.models import SalesChannel
+from saleschannels.models import ChannelStatus, SalesChannel
 from saleschannels.services import probe_after_deploy
+from saleschannels.status import status_set, status_settle
 
 from . import protocol
-from .models import AcmeAccount, AcmeChallenge, AcmeOrder
+from .challenges import challenge_publish, challenge_withdraw
+from .models import AcmeAccount, AcmeOrder
+from .preflight import preflight_pass
+from .problems import BAD_CERTIFICATE, failure_finding
 
 logger = logging.getLogger(__name__)
 
 # How long a claim protects an issuance from other workers; past it, a crashed worker's
 # channel can be claimed again.
 CLAIM_MARGIN = timedelta(minutes=5)
-CHALLENGE_LIFETIME = timedelta(hours=1)
 
 
 class ClaimLost(Exception):
@@ -87,11 +90,13 @@ def _due_q(now: datetime) -> Q:
 
 
 def channels_due(now: datetime):
-    """Managed channels whose certificate is due (or missing), not backing off, not claimed."""
+    """Managed channels whose certificate is due (or missing), not backing off, not claimed,
+    with a verified hostname."""
     return SalesChannel.objects.filter(
         _due_q(now),
         _unclaimed_q(now),
         ssl_mode=SalesChannel.SslMode.MANAGED,
+        hostname_verified_at__isnull=False,
     )
 
 
@@ -131,30 +136,6 @@ def account_client(*, deadline: datetime):
     return acme
 
 
-def challenge_publish(*, hostname: str, token: str, key_authorization: str) -> None:
-    AcmeChallenge.objects.update_or_create(
-        token=token,
-        defaults={
-            "hostname": hostname,
-            "key_authorization": key_authorization,
-            "expires_at": timezone.now() + CHALLENGE_LIFETIME,
-        },
-    )
-
-
-def challenge_withdraw(*, token: str) -> None:
-    AcmeChallenge.objects.filter(token=token).delete()
-
-
-def challenge_answer(*, hostname: str, token: str) -> str | None:
-    """The key authorization for a pending challenge of this hostname, or None."""
-    return (
-        AcmeChallenge.objects.filter(token=token, hostname=hostname, expires_at__gt=timezone.now())
-        .values_list("key_authorization", flat=True)
-        .first()
-    )
-
-
 def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | None:
     """Obtain and deploy a certificate for a claimed managed channel (see module docstring).
 
@@ -167,6 +148,16 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     if channel.renewal_claim != claim or channel.ssl_mode != SalesChannel.SslMode.MANAGED:
         logger.info("channel %s: claim not ours or mode changed, nothing to do", channel_id)
         return None
+    if channel.hostname_verified_at is None:
+        # No order for a name its institution has not proved (README, "Onboarding a
+        # hostname"); a verification queues the issuance again.
+        _claim_release(channel_id, claim)
+        status_settle(channel)
+        logger.info("channel %s: hostname not verified, no order", channel_id)
+        return None
+    if not preflight_pass(channel, claim=claim):
+        return None
+    status_set(channel, ChannelStatus.ISSUING)
     started = timezone.now()
     SalesChannel.objects.filter(pk=channel_id, renewal_claim=claim).update(
         renewal_last_attempt_at=started
@@ -193,24 +184,31 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
         _order_finish(order, status=AcmeOrder.Status.FAILED, error="claim lost to another worker")
         return None
     except Exception as error:  # any failure: record it, keep the working certificate
-        message = _failure_words(error)
+        outcome = failure_finding(
+            error,
+            directory_url=settings.ACME_DIRECTORY_URL,
+            caa_identity=(settings.ACME_CAA_IDENTITIES or ["letsencrypt.org"])[0],
+        )
         logger.warning(
             "channel %s (%s): issuance failed: %s",
             channel_id,
             channel.hostname,
-            message,
+            outcome.detail,
             extra={
                 "event": "acme_issuance_failed",
                 "hostname": channel.hostname,
                 "failures": channel.renewal_failures + 1,
-                "error": message,
+                "reason": outcome.finding.reason.value,
+                "error": outcome.detail,
                 **ids,
             },
         )
-        _order_finish(order, status=AcmeOrder.Status.FAILED, error=message)
-        _failure_record(channel, claim=claim, message=message)
+        _order_finish(order, status=AcmeOrder.Status.FAILED, error=outcome.finding.words)
+        _failure_record(channel, claim=claim, outcome=outcome)
         return None
     _order_finish(order, status=AcmeOrder.Status.VALID, certificate=certificate)
+    channel.refresh_from_db()
+    status_settle(channel)
     try:
         edge.edge_channel_deploy(SalesChannel.objects.get(pk=channel_id))
         probe_after_deploy(channel)
@@ -254,7 +252,9 @@ def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: A
     )
     if not bundle.ok:
         problems = "; ".join(m for messages in bundle.errors.values() for m in messages)
-        raise protocol.AcmeFailure(f"The CA's certificate did not pass the checks: {problems}")
+        raise protocol.AcmeFailure(
+            f"The CA's certificate did not pass the checks: {problems}", code=BAD_CERTIFICATE
+        )
     suggested = protocol.renewal_suggestion(
         acme, certificate_pem=bundle.certificate_pem, deadline=deadline
     )
@@ -300,32 +300,53 @@ def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: A
     return certificate
 
 
-def _failure_words(error: Exception) -> str:
-    if isinstance(error, protocol.AcmeFailure | protocol.AcmeProblem):
-        return str(error)
-    if isinstance(error, OSError | ConnectionError):
-        return f"The CA could not be reached: {error}"
-    return f"Unexpected error: {error.__class__.__name__}: {error}"
+def _claim_release(channel_id: int, claim: str) -> None:
+    SalesChannel.objects.filter(pk=channel_id, renewal_claim=claim).update(
+        renewal_claim="", renewal_claimed_until=None
+    )
 
 
-def _failure_record(channel: SalesChannel, *, claim: str, message: str) -> None:
-    """Count the failure, schedule the next attempt with backoff, release the claim."""
+def _failure_record(channel: SalesChannel, *, claim: str, outcome) -> None:
+    """Count the failure, schedule the next attempt with backoff (or when the CA said it
+    may be retried, if later), release the claim; the status names the typed reason, the
+    raw detail stays for the log and staff (renewal_last_error, shown in the admin only)."""
     now = timezone.now()
     failures = channel.renewal_failures + 1
+    next_attempt = now + failure_backoff(failures)
+    if outcome.retry_after is not None:
+        next_attempt = max(next_attempt, now + timedelta(seconds=outcome.retry_after))
+    renewing = (
+        channel.active_certificate is not None
+        and channel.active_certificate.source == Certificate.Source.MANAGED
+    )
     with transaction.atomic():
         SalesChannel.objects.filter(pk=channel.pk, renewal_claim=claim).update(
             renewal_failures=failures,
-            renewal_last_error=message[:2000],
-            renewal_next_attempt_at=now + failure_backoff(failures),
+            renewal_last_error=outcome.detail[:2000],
+            renewal_next_attempt_at=next_attempt,
             renewal_claim="",
             renewal_claimed_until=None,
+        )
+        channel.renewal_failures = failures
+        status_set(
+            channel,
+            ChannelStatus.RENEWAL_FAILING if renewing else ChannelStatus.ISSUANCE_FAILING,
+            reason=outcome.finding.reason.value,
+            params=outcome.finding.params,
+            next_attempt_at=next_attempt,
+            checked=True,
+            now=now,
         )
         audit_record(
             institution=channel.institution,
             actor=None,
             action=AuditEvent.Action.CHANNEL_RENEWAL_FAILED,
             target=channel,
-            details={"error": message[:500], "failures": failures},
+            details={
+                "reason": outcome.finding.reason.value,
+                "error": outcome.finding.words,
+                "failures": failures,
+            },
         )
 
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import ownership, services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -18,3 +18,9 @@ def renew_due() -> int:
     return services.channels_renew_due(
         queue=lambda channel_id, claim: issue_certificate.delay(channel_id, claim)
     )
+
+
+@shared_task(acks_late=True)
+def verify_due() -> int:
+    """Beat: re-check unverified hostnames whose next check is due (growing interval)."""
+    return ownership.channels_verify_due()

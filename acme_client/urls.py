@@ -7,4 +7,6 @@ from . import views
 urlpatterns = [
     path("<int:pk>/ssl/", views.channel_ssl, name="channel_ssl"),
     path("<int:pk>/renew/", views.channel_renew, name="channel_renew"),
+    path("<int:pk>/verify/", views.channel_verify, name="channel_verify"),
+    path("<int:pk>/check/", views.channel_check, name="channel_check"),
 ]

@@ -3,6 +3,9 @@
 - SSL Management of a sales channel (managed, uploaded or none) and *Renew now*: loaded
   through saleschannels.selectors.channel_for_user (another institution's channel is a 404),
   writes need the manager role (403), then one call to scheduling.
+- *Verify now* and *Check now* (README, "Onboarding a hostname"): the proof of ownership and
+  the pre-flight checks run at once, in the request (each lookup and fetch is bounded by
+  CERTMGR_DNS_TIMEOUT / CERTMGR_PROBE_TIMEOUT); the channel page then shows every finding.
 - GET /.well-known/acme-challenge/<token> on a sales channel's host.
 """
 
@@ -20,8 +23,8 @@ from saleschannels.models import SalesChannel
 from saleschannels.selectors import channel_for_user
 from saleschannels.views import report_deployment
 
-from . import scheduling
-from .services import challenge_answer
+from . import ownership, scheduling
+from .challenges import challenge_answer
 
 
 @require_GET
@@ -79,4 +82,41 @@ def channel_renew(request, pk: int):
         messages.success(request, f"Renewal of {channel.hostname} queued.")
     else:
         messages.info(request, f"A renewal of {channel.hostname} is already in progress.")
+    return redirect(channel)
+
+
+@login_required
+@require_POST
+def channel_verify(request, pk: int):
+    """Verify now: look for the TXT record or the HTTP token at once."""
+    channel = channel_for_user(request.user, pk)
+    require_manager(request.user, channel.institution, to="verify its hostname")
+    if channel.hostname_verified_at is not None:
+        messages.info(request, f"{channel.hostname} is verified already.")
+        return redirect(channel)
+    ownership.channel_verify_now(channel)
+    if channel.hostname_verified_at is not None:
+        messages.success(request, f"{channel.hostname} is verified.")
+    else:
+        messages.error(
+            request, f"No proof of ownership found for {channel.hostname} yet: see below."
+        )
+    return redirect(channel)
+
+
+@login_required
+@require_POST
+def channel_check(request, pk: int):
+    """Check now: run the DNS, CAA and HTTP-01 checks at once (no order is placed by it)."""
+    channel = channel_for_user(request.user, pk)
+    require_manager(request.user, channel.institution, to="check its hostname")
+    findings = ownership.channel_check_now(channel)
+    failing = [finding for finding in findings if not finding.ok]
+    if failing:
+        messages.error(
+            request,
+            f"{len(failing)} of {len(findings)} checks of {channel.hostname} fail: see below.",
+        )
+    else:
+        messages.success(request, f"Every check of {channel.hostname} passes.")
     return redirect(channel)

@@ -78,6 +78,18 @@ CERTMGR_EDGE_DIR = Path(env("CERTMGR_EDGE_DIR", default=str(VAR_DIR / "edge")))
 CERTMGR_PROBE_ADDRESS = env("CERTMGR_PROBE_ADDRESS", default="")
 CERTMGR_PROBE_TIMEOUT = env.float("CERTMGR_PROBE_TIMEOUT", default=5.0)
 
+# Onboarding a hostname (README, "Onboarding a hostname"): where a shop's hostname must point
+# before a certificate is ordered for it, and the DNS servers asked about it.
+# The edge's public addresses (IPv4/IPv6); empty: the DNS check only requires an address.
+CERTMGR_EDGE_ADDRESSES = env.list("CERTMGR_EDGE_ADDRESSES", default=[])
+# A name shops may CNAME to instead (e.g. edge.platform.example); empty: none offered.
+CERTMGR_EDGE_CNAME = env("CERTMGR_EDGE_CNAME", default="").rstrip(".").lower()
+# DNS servers to ask, "address" or "address:port" ("[v6]:port"); empty: the system resolver.
+CERTMGR_DNS_RESOLVERS = env.list("CERTMGR_DNS_RESOLVERS", default=[])
+CERTMGR_DNS_TIMEOUT = env.float("CERTMGR_DNS_TIMEOUT", default=5.0)
+# Seconds between re-checks of an unverified hostname at first; the interval doubles up to a day.
+CERTMGR_VERIFY_INTERVAL = env.float("CERTMGR_VERIFY_INTERVAL", default=300.0)
+
 # ACME (managed certificates). Let's Encrypt's staging CA unless told otherwise.
 ACME_DIRECTORY_URL = env(
     "ACME_DIRECTORY_URL", default="https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -90,6 +102,14 @@ ACME_EAB_HMAC_KEY = env("ACME_EAB_HMAC_KEY", default="")
 ACME_PROFILE = env("ACME_PROFILE", default="")  # e.g. Let's Encrypt's "tlsserver", "shortlived"
 ACME_KEY_TYPE = env("ACME_KEY_TYPE", default="ec256")  # or "rsa2048"
 ACME_ORDER_TIMEOUT = env.float("ACME_ORDER_TIMEOUT", default=120.0)
+# The CA's CAA identities (RFC 8659 issuer domain names) that the pre-flight CAA check looks for.
+ACME_CAA_IDENTITIES = env.list("ACME_CAA_IDENTITIES", default=["letsencrypt.org"])
+# The port the CA fetches HTTP-01 tokens on (80; tests point it elsewhere), and the port the
+# HTTP ownership token is fetched on.
+ACME_HTTP01_PORT = env.int("ACME_HTTP01_PORT", default=80)
+# The only port an https:// redirect of an HTTP-01 fetch may lead to (443, as the CA allows;
+# tests point it elsewhere): the pre-flight self-check and the HTTP ownership token follow it.
+ACME_HTTP01_TLS_PORT = env.int("ACME_HTTP01_TLS_PORT", default=443)
 # How often Celery beat looks for managed certificates that are due.
 CERTMGR_RENEW_INTERVAL = env.float("CERTMGR_RENEW_INTERVAL", default=300.0)
 
@@ -141,6 +161,7 @@ INSTALLED_APPS = [
     "institutions",
     "certificates",
     "saleschannels",
+    "onboarding",
     "acme_client",
     "monitoring",
     "certmgr",
@@ -178,6 +199,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "acme_client.context_processors.acme_ca",
                 "monitoring.context_processors.certificate_alerts",
             ],
         },
@@ -346,6 +368,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "renew-due": {"task": "acme_client.tasks.renew_due", "schedule": CERTMGR_RENEW_INTERVAL},
+    # Unverified hostnames whose next check is due (each backs off on its own, up to a day).
+    "verify-due": {"task": "acme_client.tasks.verify_due", "schedule": 60.0},
+    # Statuses that time changes: renewal due, expired.
+    "channel-statuses": {
+        "task": "saleschannels.tasks.statuses_refresh",
+        "schedule": CERTMGR_RENEW_INTERVAL,
+    },
     "check-expiry": {
         "task": "monitoring.tasks.check_expiry",
         "schedule": CERTMGR_CHECK_EXPIRY_INTERVAL,

@@ -21,6 +21,7 @@ class AuditEvent(models.Model):
         CHANNEL_CERTIFICATE_ISSUED = "channel.certificate_issued", "Certificate issued (ACME)"
         CHANNEL_RENEWAL_FAILED = "channel.renewal_failed", "Certificate renewal failed"
         CHANNEL_RENEW_NOW = "channel.renew_now", "Renewal requested"
+        CHANNEL_HOSTNAME_VERIFIED = "channel.hostname_verified", "Hostname ownership verified"
         INSTITUTION_NOTIFICATIONS = "institution.notifications", "Notification settings changed"
         CHANNEL_APPLE_PAY = "channel.apple_pay", "Apple Pay settings changed"
         REQUEST_CREATE = "certificate_request.create", "Key and CSR created"

@@ -1,5 +1,7 @@
 """Sales channels: the webshops, each on its own hostname, and which certificate they use."""
 
+import secrets
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
@@ -61,12 +63,17 @@ class ProbeFailure(models.TextChoices):
     FILE_MISSING = "file_missing", "The URL answers 404 Not Found instead of the file"
     HTTP_ERROR = "http_error", "The URL answers with an HTTP error instead of the file"
     OTHER_CONTENT = "other_content", "The URL serves other content than the identity proof"
+    UNVERIFIED = (
+        "unverified",
+        "Not served: the hostname's ownership is not verified yet (see Proof of ownership)",
+    )
     # Anything else, and the free-text reasons recorded before the reasons were typed.
     OTHER = "other", "The check failed (the details are in the platform's log)"
 
 
 # Apple Pay reasons about the file itself; the others say why it could not be fetched.
 APPLE_FILE_FAILURES = (
+    ProbeFailure.UNVERIFIED,
     ProbeFailure.NO_PROOF,
     ProbeFailure.PROOF_EXPIRED,
     ProbeFailure.REDIRECT,
@@ -76,6 +83,52 @@ APPLE_FILE_FAILURES = (
     ProbeFailure.OTHER,
 )
 PROBE_FAILURE_MAX_LENGTH = 24
+
+VERIFICATION_TXT_LABEL = "_certmgr-challenge"
+VERIFICATION_HTTP_PREFIX = "/.well-known/certmgr-challenge/"
+
+
+class ChannelStatus(models.TextChoices):
+    """One status per channel, the same on every page, e-mail, webhook and in /metrics (README,
+    "Onboarding a hostname": the lifecycle). Managed channels go unverified -> checking ->
+    waiting_* -> issuing -> active -> renewal_due -> (renewal_failing) -> active again."""
+
+    NONE = "none", "No SSL"
+    UPLOADED = "uploaded", "Uploaded certificate"
+    UNVERIFIED = "unverified", "Waiting for proof of ownership"
+    CHECKING = "checking", "Checking DNS, CAA and HTTP"
+    WAITING_DNS = "waiting_dns", "Waiting for DNS"
+    WAITING_CAA = "waiting_caa", "Waiting for CAA"
+    WAITING_HTTP = "waiting_http", "Waiting for HTTP"
+    ISSUING = "issuing", "Certificate being issued"
+    ISSUANCE_FAILING = "issuance_failing", "Issuance failing"
+    ACTIVE = "active", "Active"
+    RENEWAL_DUE = "renewal_due", "Renewal due"
+    RENEWAL_FAILING = "renewal_failing", "Renewal failing"
+    EXPIRED = "expired", "Expired"
+
+
+# Statuses during which the channel page refreshes itself (something is under way).
+STATUSES_IN_PROGRESS = (ChannelStatus.CHECKING, ChannelStatus.ISSUING)
+# Statuses that need an operator: they count in the alert banner.
+STATUSES_FAILING = (
+    ChannelStatus.ISSUANCE_FAILING,
+    ChannelStatus.RENEWAL_FAILING,
+    ChannelStatus.EXPIRED,
+)
+STATUS_REASON_MAX_LENGTH = 32
+
+
+def verification_token_new() -> str:
+    """The value a channel's owner publishes to prove control of its hostname."""
+    return f"certmgr-{secrets.token_urlsafe(24)}"
+
+
+class VerificationMethod(models.TextChoices):
+    TXT = "txt", "TXT record"
+    HTTP = "http", "HTTP token"
+    STAFF = "staff", "Staff approval"
+    UPGRADE = "upgrade", "In use before proof was required"
 
 
 class SalesChannel(models.Model):
@@ -150,6 +203,30 @@ class SalesChannel(models.Model):
     renewal_claim = models.CharField(max_length=36, blank=True)
     renewal_claimed_until = models.DateTimeField(null=True, blank=True)
 
+    # Proof of ownership (README, "Onboarding a hostname"): no ACME order and no Apple Pay file
+    # for the hostname until it is verified. Checks back off (verification_next_check_at).
+    verification_token = models.CharField(max_length=64, default=verification_token_new)
+    hostname_verified_at = models.DateTimeField(null=True, blank=True)
+    hostname_verified_by = models.CharField(
+        max_length=8, choices=VerificationMethod.choices, blank=True
+    )
+    verification_checked_at = models.DateTimeField(null=True, blank=True)
+    verification_next_check_at = models.DateTimeField(null=True, blank=True)
+    verification_attempts = models.PositiveIntegerField(default=0)
+
+    # The one status (saleschannels/status.py): a typed reason and its parameters give the
+    # plain words (saleschannels/findings.py); `checks` holds the last findings of each check.
+    status = models.CharField(
+        max_length=20, choices=ChannelStatus.choices, default=ChannelStatus.NONE
+    )
+    status_reason = models.CharField(max_length=STATUS_REASON_MAX_LENGTH, blank=True)
+    status_params = models.JSONField(default=dict, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_checked_at = models.DateTimeField(null=True, blank=True)
+    status_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    checks = models.JSONField(default=list, blank=True)
+    checks_failures = models.PositiveIntegerField(default=0)
+
     objects = SalesChannelQuerySet.as_manager()
 
     class Meta:
@@ -158,6 +235,11 @@ class SalesChannel(models.Model):
             models.Index(fields=["probe_status"], name="channel_probe_status"),
             models.Index(fields=["ssl_mode", "renewal_due_at"], name="channel_renewal_due"),
             models.Index(fields=["renewal_failures"], name="channel_renewal_failures"),
+            models.Index(fields=["status"], name="channel_status"),
+            models.Index(
+                fields=["hostname_verified_at", "verification_next_check_at"],
+                name="channel_verification_due",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -183,6 +265,19 @@ class SalesChannel(models.Model):
             named = getattr(self, name)
             if named is not None and named.kind != kind:
                 raise ValidationError(refusal)
+
+    @property
+    def hostname_verified(self) -> bool:
+        return self.hostname_verified_at is not None
+
+    @property
+    def verification_txt_name(self) -> str:
+        """The TXT record that proves control of the hostname."""
+        return f"{VERIFICATION_TXT_LABEL}.{self.hostname}"
+
+    @property
+    def verification_http_path(self) -> str:
+        return f"{VERIFICATION_HTTP_PREFIX}{self.verification_token}"
 
     @property
     def renewal_failing(self) -> bool:

@@ -419,6 +419,8 @@ def _apple_fetch_attempt(
 
 def _apple_expected(channel: SalesChannel, now: datetime) -> Certificate | None:
     """The identity proof the app serves for the channel (None: nothing is served)."""
+    if channel.hostname_verified_at is None:
+        return None
     return channel_identity_proof(channel, now)
 
 
@@ -445,6 +447,8 @@ def _apple_failure(
 ) -> ProbeFailure:
     """Why the Apple Pay file is not right (NONE when it is); what the server answered is
     logged here and nowhere else."""
+    if channel.hostname_verified_at is None:  # not served before the name is proved
+        return ProbeFailure.UNVERIFIED
     if proof is None:  # nothing is served: the chosen proof expired, or there is none
         if channel.apple_identity_proof_id:
             return ProbeFailure.PROOF_EXPIRED

@@ -21,7 +21,8 @@ from core.models import AuditEvent
 
 from . import edge
 from .deletion import channel_deletion
-from .models import SalesChannel
+from .models import SalesChannel, verification_token_new
+from .status import status_settle
 from .tasks import probe_channel
 
 logger = logging.getLogger(__name__)
@@ -110,8 +111,15 @@ def channel_update(*, channel: SalesChannel, name: str, hostname: str, actor) ->
         with _hostname_claim(hostname, channel=channel), transaction.atomic():
             channel.name = name
             channel.hostname = hostname
-            channel.save(update_fields=["name", "hostname"])
+            fields = ["name", "hostname"]
+            if old_hostname != hostname:
+                # Proof of ownership was for the old name: the new one is proved anew, with a
+                # new token (README, "Onboarding a hostname").
+                _verification_reset(channel)
+                fields += VERIFICATION_FIELDS
+            channel.save(update_fields=fields)
             _channel_update_audit(channel, actor=actor, old_hostname=old_hostname)
+            status_settle(channel)
     except BaseException:
         channel.name, channel.hostname = old_name, old_hostname  # the row is as it was
         raise
@@ -122,6 +130,25 @@ def channel_update(*, channel: SalesChannel, name: str, hostname: str, actor) ->
             logger.error("could not remove edge files of %s: %s", old_hostname, error)
         _deploy(channel)
     return channel
+
+
+VERIFICATION_FIELDS = [
+    "verification_token",
+    "hostname_verified_at",
+    "hostname_verified_by",
+    "verification_checked_at",
+    "verification_next_check_at",
+    "verification_attempts",
+]
+
+
+def _verification_reset(channel: SalesChannel) -> None:
+    channel.verification_token = verification_token_new()
+    channel.hostname_verified_at = None
+    channel.hostname_verified_by = ""
+    channel.verification_checked_at = None
+    channel.verification_next_check_at = None
+    channel.verification_attempts = 0
 
 
 def _channel_update_audit(channel: SalesChannel, *, actor, old_hostname: str) -> None:
@@ -266,6 +293,7 @@ def channel_set_ssl_mode(
             previous_ssl_mode=previous["mode"],
             previous_certificate_id=previous["certificate"],
         )
+        status_settle(channel)
     _deploy(channel)
     return channel
 
@@ -321,3 +349,42 @@ def channel_set_apple_pay(
         if enabled:
             probe_after_deploy(channel)
     return channel
+
+
+def channel_hostname_verified_mark(
+    *, channel: SalesChannel, method: str, actor, details: dict | None = None
+) -> bool:
+    """Record that the channel's institution proved control of its hostname (TXT record, HTTP
+    token, or staff approval); returns False when it was verified already. Audited."""
+    now = timezone.now()
+    with transaction.atomic():
+        marked = SalesChannel.objects.filter(
+            pk=channel.pk, hostname=channel.hostname, hostname_verified_at__isnull=True
+        ).update(
+            hostname_verified_at=now,
+            hostname_verified_by=method,
+            verification_checked_at=now,
+            verification_next_check_at=None,
+        )
+        if not marked:
+            return False
+        channel.hostname_verified_at = now
+        channel.hostname_verified_by = method
+        channel.verification_checked_at = now
+        channel.verification_next_check_at = None
+        audit(
+            logger,
+            "channel_hostname_verified",
+            "channel {channel_id} ({hostname}): hostname ownership verified by {method}",
+            institution=channel.institution,
+            actor=actor,
+            action=AuditEvent.Action.CHANNEL_HOSTNAME_VERIFIED,
+            target=channel,
+            details={"method": method, **(details or {})},
+            channel_id=channel.pk,
+            institution_id=channel.institution_id,
+            hostname=channel.hostname,
+            method=method,
+        )
+        status_settle(channel, now)
+    return True

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from .models import SalesChannel
 from .probe import channel_probe, channels_probe
+from .status import statuses_refresh as _statuses_refresh
 
 
 @shared_task(acks_late=True)
@@ -22,3 +23,9 @@ def probe_channel(channel_id: int) -> str | None:
     channel = SalesChannel.objects.select_related("active_certificate").filter(pk=channel_id)
     channel = channel.first()
     return channel_probe(channel).value if channel else None
+
+
+@shared_task(acks_late=True)
+def statuses_refresh() -> int:
+    """Beat: move channels to the status time gave them (renewal due, expired)."""
+    return _statuses_refresh()

@@ -24,6 +24,7 @@ from .deletion import channel_deletion
 from .forms import ChannelApplePayForm, ChannelForm
 from .models import SalesChannel
 from .selectors import channel_for_user, channel_identity_proof
+from .status import status_context
 
 PAGE_SIZE = 50
 
@@ -120,6 +121,24 @@ def channel_detail(request, pk: int):
             "events": events.select_related("actor")[:50],
             "orders": orders,
             "can_manage": user_can_manage(request.user, channel.institution),
+            **status_context(channel),
+        },
+    )
+
+
+@login_required
+@require_GET
+def channel_status_panel(request, pk: int):
+    """The status section of a channel page alone: the page's script fetches it every few
+    seconds while a check or an issuance is under way (static/channel-status.js)."""
+    channel = channel_for_user(request.user, pk)
+    return render(
+        request,
+        "saleschannels/_status_panel.html",
+        {
+            "channel": channel,
+            "can_manage": user_can_manage(request.user, channel.institution),
+            **status_context(channel),
         },
     )
 

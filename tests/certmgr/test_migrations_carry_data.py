@@ -21,25 +21,15 @@ PostgreSQL (`make test-postgres`), on a new database of that same server (tests/
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
-from django.db import connection
 
+from tests.migration_scenario import VENDORS, scenario_run
 from tests.postgres import postgres_database
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 300
 
 # The vendors this pass covers: SQLite always, PostgreSQL when the suite's own database is
 # PostgreSQL. The case is not generated on SQLite (a skip may fail a CI run).
-VENDORS = ["sqlite", "postgresql"] if connection.vendor == "postgresql" else ["sqlite"]
 
 # Rows per table, before the move (old table names) and after it (new ones).
 ROWS_BEFORE = {
@@ -619,45 +609,16 @@ print(
 '''
 
 
-def scenario_run(tmp_path: Path, database_url: str) -> dict:
-    """Run the scenario on `database_url`; return its JSON summary, or fail with its output."""
-    script = tmp_path / "carry.py"
-    script.write_text(SCENARIO)
-    var = tmp_path / "var"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "certmgr.settings",
-        "DATABASE_URL": database_url,
-        "CERTMGR_VAR_DIR": str(var),
-        "CERTMGR_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    if done.returncode != 0:
-        pytest.fail(
-            f"the scenario exited with {done.returncode}\n"
-            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}",
-            pytrace=False,
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_moving_the_models_to_their_apps_keeps_every_row_and_key(tmp_path, vendor):
     started = time.monotonic()
     if vendor == "sqlite":
-        summary = scenario_run(tmp_path, f"sqlite:///{tmp_path / 'carry.sqlite3'}")
+        summary = scenario_run(
+            tmp_path, f"sqlite:///{tmp_path / 'carry.sqlite3'}", SCENARIO, name="carry"
+        )
     else:
         with postgres_database(name_prefix="certmgr_carry") as database_url:
-            summary = scenario_run(tmp_path, database_url)
+            summary = scenario_run(tmp_path, database_url, SCENARIO, name="carry")
 
     assert summary["vendor"] == vendor
     assert summary["before"] == ROWS_BEFORE
