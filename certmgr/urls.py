@@ -1,5 +1,6 @@
 """URL map of the back office: each app's urls.py, the login, the admin, /healthz, and the
-two /.well-known/ paths answered on sales channel hostnames (saleschannels.middleware)."""
+/.well-known/ paths answered on sales channel hostnames (saleschannels.middleware): the ACME
+challenge, the HTTP ownership token (onboarding/urls.py) and the Apple Pay file."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -21,6 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path(".well-known/acme-challenge/<str:token>", acme_challenge, name="acme_challenge"),
+    path(".well-known/", include("onboarding.urls")),
     path(
         ".well-known/apple-developer-merchantid-domain-association",
         apple_domain_association,

@@ -20,9 +20,11 @@ from certificates.selectors import day_start
 from saleschannels.models import (
     PROBE_PROBLEMS,
     RENEWAL_FAILURES_ALERT,
+    STATUSES_FAILING,
     ProbeStatus,
     SalesChannel,
 )
+from saleschannels.status import status_shown
 
 from .charts import WeekBucket, week_buckets
 
@@ -76,6 +78,7 @@ class Reason:
     # "expired" when something is broken or failing now, "critical" when the certificate
     # only expires within days: the colour it is shown in.
     level: str
+    advice: str = ""  # what to do, when the reason's words come with advice
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,15 @@ def _channel_reasons(channel: SalesChannel, *, now: datetime, critical: datetime
         label = ProbeStatus(channel.probe_status).label.lower()
         reasons.append(Reason(f"Live probe: {label}", EXPIRED))
     if channel.renewal_failing:
+        # Said with the channel's status (saleschannels/status.py): the typed reason's plain
+        # words and advice, never the raw error text (that is for the log and the admin).
         text = f"Renewal failed {channel.renewal_failures} times in a row"
-        if channel.renewal_last_error:
-            error = channel.renewal_last_error.strip()
-            text += f": {error[:157] + '…' if len(error) > 160 else error}"
-        reasons.append(Reason(text, EXPIRED))
+        advice = ""
+        if channel.status in STATUSES_FAILING:
+            shown = status_shown(channel)
+            text += f": {shown.words}" if shown.words else ""
+            advice = shown.advice
+        reasons.append(Reason(text, EXPIRED, advice))
     return reasons
 
 
@@ -160,7 +167,9 @@ def channel_actions(*, user, now: datetime, limit: int = CHANNEL_ACTIONS_LIMIT) 
             "probe_status",
             "probe_failure",
             "renewal_failures",
-            "renewal_last_error",
+            "status",
+            "status_reason",
+            "status_params",
             "institution__name",
             "active_certificate__name",
             "active_certificate__expires_at",

@@ -19,6 +19,7 @@ from certificates.models import (
     Certificate,
 )
 from institutions.models import Institution
+from saleschannels.models import ChannelStatus
 
 from .models import Notification
 
@@ -138,15 +139,7 @@ def finding_view(notification, now: datetime, urls: DetailUrls) -> Finding:
     url = urls.of(urls.channel, notification.channel_id)
     hostname = details.get("hostname", "")
     if notification.kind == Notification.Kind.RENEWAL_FAILING:
-        title = "Certificate renewal failing"
-        action = (
-            f"The platform could not renew the certificate of {hostname} "
-            f"({plural(details.get('failures', 0), 'attempt')} in a row failed"
-            + (f": {details['error']}" if details.get("error") else "")
-            + f"). Check that {hostname} points at the platform in DNS, then use "
-            "Renew now on the sales channel page; the current certificate stays served "
-            "until a new one is in place."
-        )
+        title, action = _renewal_words(details, hostname)
     elif threshold.startswith("served-"):
         title = f"The certificate served expires: {when}" if when else "Served certificate"
         action = (
@@ -173,6 +166,31 @@ def finding_view(notification, now: datetime, urls: DetailUrls) -> Finding:
         action=action,
         url=url,
     )
+
+
+def _renewal_words(details: dict, hostname: str) -> tuple[str, str]:
+    """(title, what to do) of a renewal finding: the channel's status as its page says it
+    (label, words, advice: monitoring/findings.py stores them). A raw error text that a
+    finding recorded before the status existed kept under "error" is never shown."""
+    issuing = details.get("status") == ChannelStatus.ISSUANCE_FAILING
+    failed = plural(details.get("failures", 0), "attempt")
+    parts = [
+        f"The platform could not {'issue' if issuing else 'renew'} the certificate of "
+        f"{hostname}: {failed} in a row failed."
+    ]
+    if details.get("label"):
+        parts.append(f"Status: {details['label']}.")
+    if details.get("words"):
+        parts.append(details["words"])
+    parts.append(
+        details.get("advice")
+        or f"Check that {hostname} points at the platform in DNS, then use Renew now on the "
+        "sales channel page."
+    )
+    if not issuing:
+        parts.append("The current certificate stays served until a new one is in place.")
+    title = "Certificate issuance failing" if issuing else "Certificate renewal failing"
+    return title, " ".join(parts)
 
 
 def _certificate_action(*, source: str, kind: str, expired: bool) -> str:

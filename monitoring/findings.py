@@ -16,7 +16,8 @@
   renewal failing twice or more in a row (once per certificate it is trying to replace), a
   probe problem (once per status and served certificate), and a wrongly served certificate
   crossing a day threshold (a channel serving its active certificate needs nothing more: that
-  certificate is reported itself).
+  certificate is reported itself). A renewal finding says the channel's status in its
+  words (saleschannels/status.py), never the raw error text of the CA.
 
 The unique keys of Notification make every finding once-only: rows are written with
 INSERT ... ON CONFLICT DO NOTHING (one INSERT ... SELECT for all certificates), so reruns,
@@ -43,10 +44,12 @@ from certificates.models import (
 from saleschannels.models import (
     PROBE_PROBLEMS,
     RENEWAL_FAILURES_ALERT,
+    STATUSES_FAILING,
     ProbeFailure,
     ProbeStatus,
     SalesChannel,
 )
+from saleschannels.status import status_shown
 
 from .models import ExpiryCheck, Notification
 
@@ -286,8 +289,10 @@ _CHANNEL_FIELDS = (
     "active_certificate_id",
     "active_expires_at",
     "renewal_failures",
-    "renewal_last_error",
     "renewal_next_attempt_at",
+    "status",
+    "status_reason",
+    "status_params",
     "probe_status",
     "probe_fingerprint",
     "probe_expires_at",
@@ -314,7 +319,10 @@ def _probe_episode(channel) -> str:
 
 
 def _renewal_finding(channel) -> Notification:
-    """`channel`: a row of _CHANNEL_FIELDS."""
+    """`channel`: a row of _CHANNEL_FIELDS. The details say the channel's status as its page
+    does (label, the typed reason's words and advice: saleschannels/status.py), never the raw
+    error text, which stays in the log and the admin."""
+    shown = status_shown(channel) if channel.status in STATUSES_FAILING else None
     return Notification(
         institution_id=channel.institution_id,
         kind=Notification.Kind.RENEWAL_FAILING,
@@ -326,7 +334,10 @@ def _renewal_finding(channel) -> Notification:
             "name": channel.name,
             "hostname": channel.hostname,
             "failures": channel.renewal_failures,
-            "error": channel.renewal_last_error[:500],
+            "status": channel.status,
+            "label": shown.label if shown else "",
+            "words": shown.words if shown else "",
+            "advice": shown.advice if shown else "",
             "next_attempt_at": (
                 channel.renewal_next_attempt_at.isoformat()
                 if channel.renewal_next_attempt_at

@@ -5,7 +5,7 @@ The endpoint is off (404) unless CERTMGR_METRICS_TOKEN is set, and then asks for
 whole platform, which is why it needs the token.
 
 Each scrape builds a fresh registry around CertmgrCollector, which reads the database in a
-fixed number of queries (five) whatever the number of certificates and channels. The worker
+fixed number of queries (six) whatever the number of certificates and channels. The worker
 counters are derived from rows the workers write (ACME orders, notifications), so any web
 process reports what every worker did, and they survive restarts; if such rows are deleted a
 counter goes down, which Prometheus treats as a counter reset.
@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from acme_client.models import AcmeOrder
 from certificates.models import Certificate
-from saleschannels.models import ProbeStatus, SalesChannel
+from saleschannels.models import ChannelStatus, ProbeStatus, SalesChannel
 
 from .dashboard import certificate_status_counts
 from .models import Notification
@@ -44,6 +44,7 @@ class CertmgrCollector:
         yield self.certificate_expiry()
         yield self.certificates_by_status()
         yield from self.channels()
+        yield self.channels_by_status()
         yield self.renewals()
         yield self.notifications()
 
@@ -103,6 +104,21 @@ class CertmgrCollector:
                 probe_ok.add_metric(values, 1 if probe_status == ProbeStatus.OK else 0)
         yield failures
         yield probe_ok
+
+    def channels_by_status(self) -> GaugeMetricFamily:
+        """Channels per status (saleschannels.models.ChannelStatus, the one status every page
+        shows), every status present, zeros included: one GROUP BY."""
+        family = GaugeMetricFamily(
+            "certmgr_channel_status",
+            "Sales channels by status (the one status shown on every page).",
+            labels=["status"],
+        )
+        counts = dict(
+            SalesChannel.objects.order_by().values_list("status").annotate(count=Count("pk"))
+        )
+        for status in ChannelStatus.values:
+            family.add_metric([status], counts.get(status, 0))
+        return family
 
     def renewals(self) -> CounterMetricFamily:
         family = CounterMetricFamily(

@@ -1,7 +1,8 @@
 """Celery tasks of expiry monitoring: thin wrappers that take ids and call one service each.
 
 Celery beat runs check_expiry hourly and staff_summary daily (CELERY_BEAT_SCHEDULE in
-settings).
+settings); channel_status_event is queued by monitoring/status_events.py on each change of a
+channel's status.
 """
 
 import logging
@@ -9,9 +10,12 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from institutions.models import Institution
+
 from .delivery import findings_deliver, institutions_with_unsent
 from .findings import findings_collect
 from .staff_summary import staff_summary_send
+from .webhooks import webhook_post
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +49,48 @@ def send_digest(institution_id: int) -> int:
 def staff_summary() -> int:
     """Beat, daily: e-mail platform staff the state across institutions."""
     return staff_summary_send()
+
+
+@shared_task(acks_late=True)
+def channel_status_event(institution_id: int, payload: dict) -> str:
+    """POST a channel's status change (monitoring/status_events.py builds `payload`) to the
+    institution's webhook; returns "delivered", "" when it has none, or why it failed.
+
+    webhook_post makes its WEBHOOK_ATTEMPTS tries; a failure after those is logged and the
+    event dropped (no Celery retry: a dead webhook must not pile up a retry per change, and
+    the digest and the channel's page still say the status)."""
+    webhook_url = (
+        Institution.objects.filter(pk=institution_id).values_list("webhook_url", flat=True).first()
+    )
+    if not webhook_url:
+        return ""
+    channel = payload.get("channel", {})
+    error = webhook_post(webhook_url, payload)
+    if error:
+        # The URL is not logged: chat tools put their secret in it.
+        logger.warning(
+            "status event of channel %s for institution %s not delivered: %s",
+            channel.get("id"),
+            institution_id,
+            error,
+            extra={
+                "event": "channel_status_event_failed",
+                "institution_id": institution_id,
+                "channel_id": channel.get("id"),
+                "status": payload.get("new", {}).get("status"),
+                "error": error,
+            },
+        )
+        return error
+    logger.info(
+        "status event of channel %s delivered to institution %s",
+        channel.get("id"),
+        institution_id,
+        extra={
+            "event": "channel_status_event_delivered",
+            "institution_id": institution_id,
+            "channel_id": channel.get("id"),
+            "status": payload.get("new", {}).get("status"),
+        },
+    )
+    return "delivered"

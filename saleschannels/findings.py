@@ -100,7 +100,7 @@ WORDS: dict[Reason, str] = {
         "{hostname} resolves to {addresses} (no platform address is configured to compare with)."
     ),
     Reason.DNS_ELSEWHERE: "{hostname} points at {found}, not at the platform ({edge}).",
-    Reason.DNS_NXDOMAIN: "{hostname} does not exist in DNS (NXDOMAIN).",
+    Reason.DNS_NXDOMAIN: "{name} does not exist in DNS (NXDOMAIN).",
     Reason.DNS_NO_ADDRESS: "{hostname} exists in DNS but has no A or AAAA record.",
     Reason.DNS_SERVFAIL: "The DNS servers for {name} answered with an error (SERVFAIL).",
     Reason.DNS_TIMEOUT: "No DNS server answered for {name} in time.",

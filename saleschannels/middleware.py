@@ -40,7 +40,12 @@ class HostRoutingMiddleware:
         channel = (
             SalesChannel.objects.filter(hostname=domain)
             .only(
-                "pk", "hostname", "institution_id", "apple_pay_enabled", "apple_identity_proof_id"
+                "pk",
+                "hostname",
+                "institution_id",
+                "apple_pay_enabled",
+                "apple_identity_proof_id",
+                "verification_token",
             )
             .first()
             if domain

@@ -218,10 +218,15 @@ def nginx_edge(tmp_path, settings):
 @pytest.fixture
 def pebble(live_server, tmp_path, settings):
     """Pebble whose HTTP-01 validations reach the live server (every name resolves to
-    127.0.0.1 through pebble-challtestsrv), and the app pointed at it."""
+    127.0.0.1 through pebble-challtestsrv), and the app pointed at it: at the same DNS
+    server for its pre-flight checks, with 127.0.0.1 as the edge's address and the live
+    server's port as the one HTTP-01 is fetched on (acme_client/preflight.py)."""
     port = int(live_server.url.rsplit(":", 1)[1])
     with pebble_run(workdir=tmp_path / "pebble", http_port=port) as server:
         settings.ACME_DIRECTORY_URL = server.directory_url
         settings.ACME_CA_BUNDLE = str(server.ca_bundle)
         settings.ACME_ORDER_TIMEOUT = 60
+        settings.CERTMGR_DNS_RESOLVERS = [f"127.0.0.1:{server.dns_port}"]
+        settings.CERTMGR_EDGE_ADDRESSES = ["127.0.0.1"]
+        settings.ACME_HTTP01_PORT = port
         yield server

@@ -25,7 +25,8 @@ Contract:
   ``orders_count()`` / ``issued_count()`` / ``http01_fetches()`` (from Pebble's log, since
   the last start, because Pebble 2.4 has no endpoint that counts orders), ``stop()`` /
   ``start()`` (Pebble only, same ports and config: its in-memory state, accounts and orders
-  included, is lost), and
+  included, is lost), ``dns`` (the running pebble-challtestsrv, a tests.challtestsrv
+  ``ChallTestSrv``: records set there are what Pebble's VA and CAA checks see) and
   ``log_path``. On exit both programs are stopped (SIGTERM, then SIGKILL) and waited for.
 * Both programs are looked up with ``tests.support.require_program``: a missing one skips the
   test (fails it when CI=true) before anything starts.
@@ -56,10 +57,10 @@ from pathlib import Path
 from cryptography import x509
 
 from certmgr import demo_pki
+from tests.challtestsrv import ChallTestSrv, challtestsrv_start
 from tests.support import (
     file_text,
     log_tail,
-    port_open,
     ports_free,
     process_stop,
     require_program,
@@ -116,6 +117,8 @@ class PebbleServer:
     ca_bundle: Path
     _program: str = field(repr=False)
     _env: dict[str, str] = field(repr=False)
+    # The DNS server Pebble asks (pebble-challtestsrv), to set records through.
+    dns: ChallTestSrv | None = field(default=None, repr=False)
     _process: subprocess.Popen | None = field(default=None, repr=False)
     # Where the log of the current run starts, so counts cover this run only.
     _log_offset: int = field(default=0, repr=False)
@@ -284,7 +287,7 @@ def pebble_run(
     if nonce_reject_percent is not None:
         env["PEBBLE_WFE_NONCEREJECT"] = str(nonce_reject_percent)
 
-    dns: tuple[subprocess.Popen, int] | None = None
+    dns: tuple[subprocess.Popen, ChallTestSrv] | None = None
     pebble: PebbleServer | None = None
     try:
         for _attempt in range(START_ATTEMPTS):
@@ -302,7 +305,7 @@ def pebble_run(
                 tls=tls,
                 env=env,
                 http_port=http_port,
-                dns_port=dns[1],
+                dns=dns[1],
                 validity_seconds=validity_seconds,
                 eab_keys=eab_keys,
             )
@@ -325,12 +328,14 @@ def _pebble_prepare(
     tls: LocalTLS,
     env: dict[str, str],
     http_port: int,
-    dns_port: int,
+    dns: ChallTestSrv,
     validity_seconds: int | None,
     eab_keys: dict[str, str] | None = None,
 ) -> PebbleServer:
     """Write the config for fresh ports; the PebbleServer is not started yet."""
-    port, management_port, tls_port = ports_free(3, avoid={http_port, dns_port})
+    port, management_port, tls_port = ports_free(
+        3, avoid={http_port, dns.dns_port, dns.management_port}
+    )
     settings: dict[str, object] = {
         "listenAddress": f"127.0.0.1:{port}",
         "managementListenAddress": f"127.0.0.1:{management_port}",
@@ -356,56 +361,19 @@ def _pebble_prepare(
         management_port=management_port,
         http_port=http_port,
         tls_port=tls_port,
-        dns_port=dns_port,
+        dns_port=dns.dns_port,
         config_path=config_path,
         log_path=workdir / "pebble.log",
         ca_bundle=tls.ca_bundle,
         _program=program,
         _env=env,
+        dns=dns,
     )
 
 
-def _dns_start(program: str, *, workdir: Path) -> tuple[subprocess.Popen, int] | None:
+def _dns_start(program: str, *, workdir: Path) -> tuple[subprocess.Popen, ChallTestSrv] | None:
     """pebble-challtestsrv as a DNS server only, or None when it exited (port taken)."""
-    dns_port, management_port = ports_free(2)
-    log = (workdir / "challtestsrv.log").open("ab")
-    with log:
-        # Every A query gets 127.0.0.1 and AAAA gets nothing, so Pebble's VA reaches the
-        # test's own HTTP server for any name. The challenge servers of its own are disabled
-        # ("" = off): the caller answers HTTP-01 itself on Pebble's httpPort.
-        process = subprocess.Popen(
-            [
-                program,
-                "-defaultIPv4",
-                "127.0.0.1",
-                "-defaultIPv6",
-                "",
-                "-dns01",
-                f"127.0.0.1:{dns_port}",
-                "-http01",
-                "",
-                "-https01",
-                "",
-                "-tlsalpn01",
-                "",
-                "-management",
-                f"127.0.0.1:{management_port}",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return None
-        # The DNS server listens on UDP and TCP alike; its TCP side stands for both.
-        if port_open(dns_port) and port_open(management_port):
-            return process, dns_port
-        time.sleep(0.05)
-    process_stop(process)
-    raise RuntimeError(
-        f"pebble-challtestsrv did not listen within {START_TIMEOUT:g} s:\n"
-        f"{log_tail(workdir / 'challtestsrv.log')}"
-    )
+    # Every A query gets 127.0.0.1 and AAAA gets nothing, so Pebble's VA reaches the test's
+    # own HTTP server for any name. The challenge servers of its own are disabled: the
+    # caller answers HTTP-01 itself on Pebble's httpPort.
+    return challtestsrv_start(program, workdir=workdir, default_ipv4="127.0.0.1", default_ipv6="")

@@ -10,13 +10,16 @@ inside a function (how the old circles between apps were written) and Django in 
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("certmgr", "monitoring", "acme_client", "saleschannels", "certificates", "institutions")
-PACKAGES += ("core",)
+# The apps, as the contracts name them (pyproject.toml, [tool.importlinter] root_packages).
+PACKAGES = tuple(
+    tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]
+)
 MAX_MODULE_LINES = 600
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 

@@ -215,6 +215,11 @@ ARGUMENT_KINDS = [
         frozenset({"token"}),
         lambda route, tenant: [{"token": challenge.token} for challenge in tenant.challenges],
     ),
+    ArgumentKind(
+        ".well-known/certmgr-challenge/",
+        frozenset({"token"}),
+        lambda route, tenant: [{"token": c.verification_token} for c in tenant.channels],
+    ),
     ArgumentKind("admin/", frozenset({"object_id"}), _admin_objects),
     ArgumentKind("admin/auth/user/<id>/", frozenset({"id"}), _admin_objects),
     ArgumentKind("admin/r/", frozenset({"content_type_id", "object_id"}), _view_on_site),
@@ -342,6 +347,11 @@ EXEMPTIONS = {
         "challenge's own shop hostname (test_well_known_files_answer_on_their_own_hostname_only).",
         on_shop_hosts=True,
     ),
+    "certmgr_challenge": Exemption(
+        "Host-routed: a 404 on the back office; a channel's own verification token on its own "
+        "hostname, public by design (test_well_known_files_answer_on_their_own_hostname_only).",
+        on_shop_hosts=True,
+    ),
     "apple_domain_association": Exemption(
         "Host-routed: a 404 on the back office; the shop's public Apple Pay file on its own "
         "hostname (test_well_known_files_answer_on_their_own_hostname_only).",
@@ -463,6 +473,7 @@ def tenant_populate(
     channel_services.channel_set_ssl_mode(
         channel=box_office, mode=SalesChannel.SslMode.UPLOADED, certificate=ssl, actor=manager
     )
+    channel_services.channel_hostname_verified_mark(channel=box_office, method="txt", actor=None)
     channel_services.channel_set_apple_pay(
         channel=box_office, enabled=True, identity_proof=proof, actor=manager
     )
@@ -478,6 +489,23 @@ def tenant_populate(
         renewal_last_attempt_at=now,
         renewal_next_attempt_at=now + timedelta(hours=1),
         renewal_last_error=f"{title} renewal error",
+        hostname_verified_at=now,
+        hostname_verified_by="txt",
+        status="renewal_failing",
+        status_reason="acme_connection",
+        status_params={"ca": "Pebble (test CA)"},
+        checks=[
+            {
+                "check": "dns",
+                "reason": "dns_elsewhere",
+                "params": {
+                    "hostname": season_host,
+                    "found": ["203.0.113.9"],
+                    "edge": ["198.51.100.1"],
+                    "cname_hint": "",
+                },
+            },
+        ],
         probe_status=ProbeStatus.MISMATCH,
         probe_checked_at=now,
         probe_fingerprint=expired.fingerprint_sha256,
@@ -563,7 +591,7 @@ def tenant_populate(
         markers.append(request.name)
         markers.append(request.csr_pem.splitlines()[1])  # a line of the CSR's base64
     for channel in channels:
-        markers.extend([channel.name, channel.hostname])
+        markers.extend([channel.name, channel.hostname, channel.verification_token])
     return Tenant(
         institution=institution,
         manager=manager,
@@ -1063,6 +1091,13 @@ def test_well_known_files_answer_on_their_own_hostname_only(tenants, client):
     assert not secrets.found_in(answer.content)
     for host in (acme.season.hostname, opera.box_office.hostname, "testserver"):
         assert client.get(challenge_url, HTTP_HOST=host).status_code == 404, host
+
+    token_url = reverse("certmgr_challenge", args=[opera.box_office.verification_token])
+    answer = client.get(token_url, HTTP_HOST=opera.box_office.hostname)
+    assert answer.status_code == 200
+    assert answer.content.decode() == opera.box_office.verification_token
+    for host in (opera.season.hostname, acme.box_office.hostname, "testserver"):
+        assert client.get(token_url, HTTP_HOST=host).status_code == 404, host
 
     served = client.get(apple_url, HTTP_HOST=opera.box_office.hostname)
     assert served.status_code == 200 and served.content == opera.proof_bytes

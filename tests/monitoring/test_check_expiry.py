@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 from datetime import timedelta
+from html import escape
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from io import StringIO
 from smtplib import SMTPException
@@ -348,6 +349,18 @@ def channel(acme, upload):
     )
 
 
+# A renewal failing as acme_client records it: the typed reason on the status, and the CA's
+# raw text in renewal_last_error, which is for the log and the admin only.
+RAW_ERROR = "urn:ietf:params:acme:error:connection: 203.0.113.9: Connection refused (raw)"
+CONNECTION_FAILING = {
+    "status": "renewal_failing",
+    "status_reason": "acme_connection",
+    "status_params": {"ca": "Pebble (test CA)"},
+}
+CONNECTION_WORDS = "The CA (Pebble (test CA)) could not connect to the hostname to validate it."
+CONNECTION_ADVICE = "Check that port 80 of the hostname reaches the platform's edge."
+
+
 def channel_thresholds() -> list[str]:
     rows = Notification.objects.filter(channel__isnull=False).order_by("pk")
     return list(rows.values_list("threshold", flat=True))
@@ -358,7 +371,7 @@ def test_a_failing_renewal_is_reported_once_per_streak(acme, channel, upload):
     expiry_check()
     assert channel_thresholds() == []  # one failure: the backoff retries it
     SalesChannel.objects.filter(pk=channel.pk).update(
-        renewal_failures=2, renewal_last_error="The CA could not reach shop.acme.test"
+        renewal_failures=2, renewal_last_error=RAW_ERROR, **CONNECTION_FAILING
     )
     expiry_check()
     SalesChannel.objects.filter(pk=channel.pk).update(renewal_failures=5)
@@ -366,7 +379,9 @@ def test_a_failing_renewal_is_reported_once_per_streak(acme, channel, upload):
     assert channel_thresholds() == ["renewal-failing"]
     body = mail.outbox[0].body
     assert "Certificate renewal failing: Main shop" in body
-    assert "2 attempts in a row failed: The CA could not reach shop.acme.test" in body
+    assert "2 attempts in a row failed. Status: Renewal failing." in body
+    assert CONNECTION_WORDS in body
+    assert CONNECTION_ADVICE in body
     assert f"https://certmgr.example.test/saleschannels/{channel.pk}/" in body
 
     # Renewed (a new active certificate), and later failing again: a new streak.
@@ -379,6 +394,74 @@ def test_a_failing_renewal_is_reported_once_per_streak(acme, channel, upload):
     expiry_check()
     assert channel_thresholds() == ["renewal-failing", "renewal-failing"]
     assert len(mail.outbox) == 2
+
+
+def test_the_digest_says_the_status_and_never_the_raw_error(acme, channel):
+    """E-mail (text and HTML), webhook JSON and the recorded finding: the status's label,
+    words and advice; the CA's raw text stays in renewal_last_error (log, admin)."""
+    SalesChannel.objects.filter(pk=channel.pk).update(
+        renewal_failures=3, renewal_last_error=RAW_ERROR, **CONNECTION_FAILING
+    )
+    with WebhookServer() as hook:
+        acme.webhook_url = hook.url
+        acme.save()
+        report = expiry_check()
+    assert report.digests[0].webhook == "delivered"
+    [message] = mail.outbox
+    [(html_body, _)] = message.alternatives
+    [payload] = hook.bodies
+    finding = Notification.objects.get(kind="renewal_failing")
+    for said in (message.body, html_body, json.dumps(payload), json.dumps(finding.details)):
+        assert "Connection refused" not in said
+        assert "203.0.113.9" not in said
+    assert "Status: Renewal failing." in message.body
+    assert CONNECTION_WORDS in message.body
+    assert escape(CONNECTION_WORDS) in html_body
+    [posted] = payload["findings"]
+    assert CONNECTION_WORDS in posted["action"]
+    assert CONNECTION_ADVICE in posted["action"]
+    assert finding.details["words"] == CONNECTION_WORDS
+    assert finding.details["label"] == "Renewal failing"
+    assert "error" not in finding.details
+
+
+def test_a_renewal_finding_recorded_with_raw_error_text_does_not_send_it(acme, channel):
+    """Findings recorded before the status existed kept the raw text under "error"."""
+    Notification.objects.create(
+        institution=acme,
+        kind=Notification.Kind.RENEWAL_FAILING,
+        channel=channel,
+        threshold="renewal-failing",
+        episode="certificate-old",
+        details={"name": "Main shop", "hostname": "shop.acme.test", "error": RAW_ERROR},
+    )
+    expiry_check()
+    [message] = mail.outbox
+    assert "Certificate renewal failing: Main shop" in message.body
+    assert RAW_ERROR not in message.body
+    assert RAW_ERROR not in message.alternatives[0][0]
+
+
+def test_a_first_issuance_failing_is_said_as_such(acme):
+    SalesChannel.objects.create(
+        institution=acme,
+        name="New shop",
+        hostname="new.acme.test",
+        ssl_mode=SalesChannel.SslMode.MANAGED,
+        renewal_failures=2,
+        renewal_last_error=RAW_ERROR,
+        status="issuance_failing",
+        status_reason="caa_forbids",
+        status_params={"name": "acme.test", "allowed": ["pki.goog"], "ca": "letsencrypt.org"},
+    )
+    expiry_check()
+    [message] = mail.outbox
+    assert "Certificate issuance failing: New shop" in message.body
+    assert "could not issue the certificate of new.acme.test" in message.body
+    assert "Status: Issuance failing." in message.body
+    assert "allow only pki.goog, not letsencrypt.org." in message.body
+    assert 'Add a CAA record at acme.test: 0 issue "letsencrypt.org".' in message.body
+    assert RAW_ERROR not in message.body
 
 
 def test_a_probe_problem_is_reported_once_per_served_certificate(channel):

@@ -208,6 +208,13 @@ def texts(action) -> list[str]:
     return [reason.text for reason in action.reasons]
 
 
+# What acme_client stores of a failed renewal: the CA's raw text, for the log and the admin
+# only, and the status with its typed reason, whose words every page shows.
+RAW_ERROR = "urn:ietf:params:acme:error:connection: 203.0.113.9:80: Connection refused (raw)"
+CONNECTION_WORDS = "The CA (Pebble (test CA)) could not connect to the hostname to validate it."
+CONNECTION_ADVICE = "Check that port 80 of the hostname reaches the platform's edge."
+
+
 @pytest.fixture
 def troubled_channels(noon, acme, opera, make_certificate):
     channel(
@@ -219,7 +226,10 @@ def troubled_channels(noon, acme, opera, make_certificate):
         "renewal.acme.test",
         ssl_mode="managed",
         renewal_failures=3,
-        renewal_last_error="The CA could not reach http://renewal.acme.test/ (timeout).",
+        renewal_last_error=RAW_ERROR,
+        status="renewal_failing",
+        status_reason="acme_connection",
+        status_params={"ca": "Pebble (test CA)"},
     )
     channel(acme, "once.acme.test", ssl_mode="managed", renewal_failures=1)  # not yet
     channel(
@@ -242,10 +252,7 @@ def test_it_lists_the_channels_needing_action_most_urgent_first_with_reasons(
         ("wrong.acme.test", ["Live probe: serves another certificate"], "expired"),
         (
             "renewal.acme.test",
-            [
-                "Renewal failed 3 times in a row: "
-                "The CA could not reach http://renewal.acme.test/ (timeout)."
-            ],
+            ["Renewal failed 3 times in a row: " + CONNECTION_WORDS],
             "expired",
         ),
         ("soon.acme.test", ["Its certificate expires in 3 days"], "critical"),
@@ -296,6 +303,35 @@ def test_the_page_lists_the_channels_and_their_reasons(noon, as_alice, troubled_
         assert text in page
     assert "fine.acme.test" not in page
     assert "once.acme.test" not in page
+
+
+def test_the_page_shows_each_channels_status_and_never_the_raw_error(
+    noon, as_alice, troubled_channels
+):
+    page = as_alice.get(HOME).content.decode()
+    assert RAW_ERROR not in page
+    assert "Connection refused" not in page
+    assert "203.0.113.9" not in page
+    assert html.escape(CONNECTION_WORDS) in page
+    assert html.escape(CONNECTION_ADVICE) in page
+    # The badge, as on the channel pages (saleschannels/_status_badge.html).
+    assert 'class="badge status-badge status-renewal_failing"' in page
+    assert ">Renewal failing</span>" in page
+
+
+def test_a_renewal_failing_without_a_failing_status_says_no_words(noon, alice, acme):
+    """Words come with a failing status only: another status's words say something else."""
+    channel(
+        acme,
+        "stale.acme.test",
+        ssl_mode="managed",
+        renewal_failures=2,
+        renewal_last_error=RAW_ERROR,
+        status="checking",
+    )
+    (action,) = dashboard.channel_actions(user=alice, now=noon).channels
+    assert texts(action) == ["Renewal failed 2 times in a row"]
+    assert action.reasons[0].advice == ""
 
 
 def test_it_shows_the_twenty_most_urgent_of_more(noon, alice, as_alice, acme):

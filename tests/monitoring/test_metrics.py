@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from acme_client.models import AcmeOrder
 from certificates.models import Certificate
 from monitoring.models import Notification
-from saleschannels.models import SalesChannel
+from saleschannels.models import ChannelStatus, SalesChannel
 
 URL = "/metrics"
 TOKEN = "s3cret-scrape-token"
@@ -94,8 +94,11 @@ def test_it_exposes_every_family_with_its_values(client, metrics_on, acme, opera
         ssl_mode="managed",
         renewal_failures=2,
         probe_status="mismatch",
+        status="renewal_failing",
+        status_reason="acme_connection",
     )
     SalesChannel.objects.create(institution=opera, name="Plain", hostname="plain.opera.test")
+    SalesChannel.objects.filter(hostname="shop.acme.test").update(status="uploaded")
     for status in ("valid", "valid", "failed", "pending"):
         AcmeOrder.objects.create(
             hostname="tickets.opera.test", directory_url="https://ca.test/dir", status=status
@@ -150,6 +153,15 @@ def test_it_exposes_every_family_with_its_values(client, metrics_on, acme, opera
     }
     assert probe == {"shop.acme.test": 1, "tickets.opera.test": 0}  # no SSL: not probed
 
+    channel_status = found["certmgr_channel_status"]
+    assert channel_status.type == "gauge"
+    by_channel_status = {s.labels["status"]: s.value for s in channel_status.samples}
+    assert by_channel_status == {
+        status: {"uploaded": 1, "renewal_failing": 1, "none": 1}.get(status, 0)
+        for status in ChannelStatus.values
+    }
+    assert len(by_channel_status) == 13  # every status, zeros included
+
     renewals = found["certmgr_renewals"]
     assert renewals.type == "counter"
     assert {s.labels["result"]: s.value for s in renewals.samples if s.name.endswith("_total")} == {
@@ -192,7 +204,10 @@ def test_a_scrape_costs_the_same_queries_whatever_the_number_of_certificates(
     add(1, batch="a")
     few = scrape_queries()
     add(200, batch="b")
-    assert scrape_queries() == few == 5
+    assert scrape_queries() == few == 6
     found = families(scrape(client))
     assert len(found["certmgr_certificate_expiry_timestamp_seconds"].samples) == 402
     assert len(found["certmgr_channel_probe_ok"].samples) == 402
+    assert {s.labels["status"]: s.value for s in found["certmgr_channel_status"].samples}[
+        "none"
+    ] == 402  # created with the default status
