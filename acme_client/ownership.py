@@ -23,9 +23,9 @@ from .scheduling import channel_issuance_queue
 logger = logging.getLogger(__name__)
 
 
-def channel_verify_now(channel: SalesChannel) -> list[Finding]:
+def channel_verify_now(channel: SalesChannel, *, now: datetime | None = None) -> list[Finding]:
     """Look for the proof now; a managed channel that is verified by it is queued at once."""
-    findings = channel_verify(channel)
+    findings = channel_verify(channel, now=now)
     if (
         channel.hostname_verified_at is not None
         and channel.ssl_mode == SalesChannel.SslMode.MANAGED
@@ -49,7 +49,7 @@ def channels_verify_due(now: datetime | None = None) -> int:
     checked = 0
     due = channels_verification_due(now).select_related("institution", "active_certificate")
     for channel in due.iterator(chunk_size=100):
-        channel_verify_now(channel)
+        channel_verify_now(channel, now=now)
         checked += 1
     if checked:
         logger.info(

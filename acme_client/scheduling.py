@@ -15,8 +15,8 @@ from core.models import AuditEvent
 from saleschannels.models import SalesChannel
 from saleschannels.services import channel_set_ssl_mode
 
+from . import tasks
 from .services import channel_issuance_claim
-from .tasks import issue_certificate
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def channel_issuance_queue(*, channel: SalesChannel, due_only: bool = False) -> 
     claim = channel_issuance_claim(channel_id=channel.pk, due_only=due_only)
     if claim is None:
         return False
-    transaction.on_commit(lambda: issue_certificate.delay(channel.pk, claim))
+    transaction.on_commit(lambda: tasks.issue_certificate.delay(channel.pk, claim))
     return True
 
 

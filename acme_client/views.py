@@ -62,6 +62,13 @@ def channel_ssl(request, pk: int):
             ),
         ):
             messages.success(request, f"SSL management of {channel.hostname} saved.")
+            if mode == SalesChannel.SslMode.MANAGED and channel.hostname_verified_at is None:
+                messages.info(
+                    request,
+                    f"No certificate is ordered for {channel.hostname} until "
+                    f"{channel.institution.name} proves it controls the name: see Proof of "
+                    "ownership below.",
+                )
         return redirect(channel)
     return render(
         request,
@@ -78,6 +85,10 @@ def channel_renew(request, pk: int):
     require_manager(request.user, channel.institution, to="renew its certificate")
     if channel.ssl_mode != SalesChannel.SslMode.MANAGED:
         messages.error(request, "Only a managed sales channel is renewed by the platform.")
+    elif channel.hostname_verified_at is None:
+        messages.error(
+            request, f"Prove control of {channel.hostname} first: see Proof of ownership."
+        )
     elif scheduling.channel_renew_now(channel=channel, actor=request.user):
         messages.success(request, f"Renewal of {channel.hostname} queued.")
     else:

@@ -21,6 +21,7 @@ from django.utils.html import escape
 from certificates import services as certificate_services
 from certmgr import demo_pki
 from saleschannels import probe
+from saleschannels import services as channel_services
 from saleschannels import tasks as channel_tasks
 from saleschannels.models import ProbeFailure, ProbeStatus, SalesChannel
 from saleschannels.probe import (
@@ -181,6 +182,7 @@ def apple_pay_channel(institution, hostname=HOST) -> SalesChannel:
         hostname=hostname,
         ssl_mode=SalesChannel.SslMode.MANAGED,
         apple_pay_enabled=True,
+        hostname_verified_at=timezone.now(),
     )
 
 
@@ -210,6 +212,9 @@ def test_a_hostname_resolving_to_an_internal_server_is_never_connected_to(
     client.force_login(alice)
     client.post(reverse("channel_new"), {"institution": acme.pk, "name": "Shop", "hostname": HOST})
     channel = SalesChannel.objects.get(hostname=HOST)
+    # Say staff approved the name (an unverified one gets no Apple Pay file to probe at all):
+    # the probes must still refuse the internal address.
+    channel_services.channel_hostname_verified_mark(channel=channel, method="staff", actor=None)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("channel_ssl", args=[channel.pk]), {"mode": "managed"})
         client.post(reverse("channel_apple_pay", args=[channel.pk]), {"apple_pay_enabled": "on"})

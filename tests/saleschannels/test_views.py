@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from certificates import services as certificate_services
 from certificates.bundle import certificate_bundle_parse
@@ -253,29 +254,43 @@ def test_a_probe_problem_counts_in_the_banner(client, alice, channel):
 def test_renewal_failures_show_on_the_page_and_count_in_the_banner_from_the_second(
     client, alice, acme
 ):
+    """The status says what failed in plain words and what to do; the raw error stays in the
+    log and the admin (README, "Onboarding a hostname")."""
     from datetime import timedelta
 
     from django.utils import timezone
 
+    raw = "HTTPSConnectionPool(host='m.acme.test'): Max retries exceeded (NameResolutionError)"
     channel = SalesChannel.objects.create(
         institution=acme,
         name="Managed",
         hostname="m.acme.test",
         ssl_mode="managed",
+        hostname_verified_at=timezone.now(),
         renewal_failures=1,
-        renewal_last_error="The CA could not validate m.acme.test: connection refused",
+        renewal_last_error=raw,
         renewal_next_attempt_at=timezone.now() + timedelta(minutes=10),
+        status="renewal_failing",
+        status_reason="acme_connection",
+        status_params={"ca": "Let's Encrypt"},
+        status_next_attempt_at=timezone.now() + timedelta(minutes=10),
     )
     client.force_login(alice)
     page = client.get(channel.get_absolute_url()).content.decode()
-    assert "1 consecutive failure: The CA could not validate m.acme.test" in page
+    assert "1 consecutive failure." in page
+    assert "Renewal failing" in page
+    assert (
+        escape("The CA (Let's Encrypt) could not connect to the hostname to validate it.") in page
+    )
+    assert escape("Check that port 80 of the hostname reaches the platform's edge.") in page
     assert "Next attempt" in page
+    assert "Max retries" not in page and "NameResolutionError" not in page
     assert 'class="cert-alert"' not in page
 
     SalesChannel.objects.filter(pk=channel.pk).update(renewal_failures=2)
     page = client.get(channel.get_absolute_url()).content.decode()
     assert 'class="cert-alert" data-level="expired" data-count="1"' in page
-    assert "has failed 2 times in a row" in page
+    assert "2 consecutive failures." in page
     assert f'action="/saleschannels/{channel.pk}/renew/"' in page
 
 
