@@ -257,5 +257,10 @@ def status_context(channel: SalesChannel) -> dict:
     return {
         "status": status_shown(channel),
         "findings": findings_shown(channel),
-        "in_progress": channel.status in STATUSES_IN_PROGRESS,
+        # Checking or issuing, or an issuance queued (a worker's claim is held).
+        "in_progress": channel.status in STATUSES_IN_PROGRESS
+        or (
+            channel.renewal_claimed_until is not None
+            and channel.renewal_claimed_until > timezone.now()
+        ),
     }

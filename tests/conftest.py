@@ -18,6 +18,7 @@ from certificates.bundle import certificate_bundle_parse
 from certificates.models import Certificate
 from certmgr import demo_pki
 from institutions.models import Institution, Membership
+from saleschannels.models import SalesChannel, VerificationMethod
 from tests.nginx import nginx_run
 from tests.pebble import pebble_run
 from tests.support import PASSWORD, require_program
@@ -195,6 +196,25 @@ def make_certificate(pki):
             actor=actor,
             source=source,
             replaces=replaces,
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_verified_channel(db):
+    """Create a sales channel whose hostname its institution has proved, as staff approval
+    records it (README, "Onboarding a hostname"): only such a channel is ordered for.
+    Other keyword arguments are SalesChannel fields (e.g. ssl_mode="managed")."""
+
+    def make(institution, *, hostname: str, name: str = "Main shop", **fields) -> SalesChannel:
+        return SalesChannel.objects.create(
+            institution=institution,
+            name=name,
+            hostname=hostname,
+            hostname_verified_at=timezone.now(),
+            hostname_verified_by=VerificationMethod.STAFF,
+            **fields,
         )
 
     return make

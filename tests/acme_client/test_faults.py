@@ -1,6 +1,7 @@
 """What a real CA may answer besides success, through a fault-injecting proxy in front of
 Pebble (Pebble 2.4 has no rate limits, Retry-After or ARI of its own): the client waits as
-asked, retries rejected nonces, and plans renewal in the CA's suggested window."""
+asked, retries rejected nonces, and plans renewal in the CA's suggested window. The
+channel's hostname is verified and the real pre-flight runs before each order."""
 
 import time
 from datetime import timedelta
@@ -10,7 +11,8 @@ from django.utils import timezone
 
 from acme_client import services
 from acme_client.models import AcmeOrder
-from saleschannels.models import SalesChannel
+from saleschannels.findings import Check, Finding, Reason
+from saleschannels.models import ChannelStatus
 from tests.acme_fault_proxy import acme_fault_proxy_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,10 +37,8 @@ def proxy(pebble, tmp_path, settings):
 
 
 @pytest.fixture
-def channel(acme):
-    return SalesChannel.objects.create(
-        institution=acme, name="Main", hostname="shop.acme.test", ssl_mode="managed"
-    )
+def channel(acme, make_verified_channel):
+    return make_verified_channel(acme, name="Main", hostname="shop.acme.test", ssl_mode="managed")
 
 
 def issue(channel):
@@ -96,6 +96,12 @@ def test_a_wait_longer_than_the_deadline_is_a_recorded_failure(proxy, channel, s
     channel.refresh_from_db()
     assert "asked to wait 3600 s" in channel.renewal_last_error
     assert channel.renewal_failures == 1
+    # Said as the rate limit it is, and not tried again before the CA allows.
+    limited = Finding(Check.ACME, Reason.ACME_RATE_LIMITED, {"ca": "Pebble (test CA)"})
+    assert channel.status == ChannelStatus.ISSUANCE_FAILING
+    assert (channel.status_reason, channel.status_params) == ("acme_rate_limited", limited.params)
+    assert AcmeOrder.objects.get().error == limited.words
+    assert channel.renewal_next_attempt_at >= timezone.now() + timedelta(seconds=3590)
 
 
 def test_renewal_is_planned_in_the_window_ari_suggests(proxy, channel):

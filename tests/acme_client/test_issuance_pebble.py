@@ -1,5 +1,7 @@
 """Managed issuance against a real ACME CA (Pebble), validated over real HTTP-01 requests
-that reach this application, deployed to the edge and served by a real nginx."""
+that reach this application, deployed to the edge and served by a real nginx. The channels'
+hostnames are verified, and every order follows the real pre-flight (DNS and CAA asked of
+Pebble's DNS server, the HTTP-01 self-check fetched from the live server)."""
 
 import pytest
 from cryptography import x509
@@ -9,7 +11,8 @@ from acme_client import services
 from acme_client.models import AcmeAccount, AcmeChallenge, AcmeOrder
 from certificates.models import Certificate
 from saleschannels.edge import edge_channel_deploy as edge_deploy
-from saleschannels.models import SalesChannel
+from saleschannels.findings import Check, Finding, Reason
+from saleschannels.models import ChannelStatus, SalesChannel
 from saleschannels.probe import certificate_fingerprint
 from tests.nginx import served_certificate
 
@@ -28,11 +31,23 @@ def issue(channel) -> Certificate | None:
     return services.channel_certificate_issue(channel_id=channel.pk, claim=claim)
 
 
+def ca_failure(reason: Reason) -> Finding:
+    """What the channel says when Pebble's order ended in `reason`."""
+    return Finding(Check.ACME, reason, {"ca": "Pebble (test CA)"})
+
+
+def assert_failed_with(channel: SalesChannel, finding: Finding) -> None:
+    """The channel's status names the typed reason; the order keeps its plain words."""
+    assert (channel.status_reason, channel.status_params) == (
+        finding.reason.value,
+        finding.params,
+    ), channel.renewal_last_error
+    assert AcmeOrder.objects.filter(status=AcmeOrder.Status.FAILED).get().error == finding.words
+
+
 @pytest.fixture
-def channel(acme):
-    return SalesChannel.objects.create(
-        institution=acme, name="Main", hostname=HOSTNAME, ssl_mode="managed"
-    )
+def channel(acme, make_verified_channel):
+    return make_verified_channel(acme, name="Main", hostname=HOSTNAME, ssl_mode="managed")
 
 
 def test_a_managed_channel_gets_a_certificate_from_the_ca(pebble, channel, settings):
@@ -98,9 +113,13 @@ def test_a_failed_validation_is_recorded_and_the_old_certificate_stays(
     assert channel.active_certificate == old
     assert channel.renewal_failures == 1
     assert "could not validate" in channel.renewal_last_error
+    # The old certificate was uploaded: the first managed one is what failed to be issued.
+    assert channel.status == ChannelStatus.ISSUANCE_FAILING
+    assert_failed_with(channel, ca_failure(Reason.ACME_UNAUTHORIZED))
     assert channel.renewal_next_attempt_at > timezone.now()
     assert not channel.renewal_claim
     assert AcmeOrder.objects.get().status == AcmeOrder.Status.FAILED
+    assert pebble.orders_count() == 1
 
 
 def test_a_ca_stopped_during_an_order_is_a_recorded_failure_and_the_next_attempt_succeeds(
@@ -127,6 +146,7 @@ def test_a_ca_stopped_during_an_order_is_a_recorded_failure_and_the_next_attempt
     assert channel.active_certificate == old
     assert served_fingerprint(nginx_edge) == old.fingerprint_sha256
     assert "could not be reached" in channel.renewal_last_error
+    assert_failed_with(channel, ca_failure(Reason.ACME_UNREACHABLE))
     assert channel.renewal_failures == 1
     assert channel.renewal_next_attempt_at > timezone.now()
     assert AcmeOrder.objects.get().status == AcmeOrder.Status.FAILED
@@ -151,7 +171,8 @@ def test_the_issued_certificate_is_served_by_nginx(pebble, channel, nginx_edge):
 
 @pytest.fixture
 def pebble_with_eab(live_server, tmp_path, settings):
-    """A Pebble that only accepts accounts bound to an external account (EAB)."""
+    """A Pebble that only accepts accounts bound to an external account (EAB), the app's
+    pre-flight pointed at it as the `pebble` fixture does (tests/conftest.py)."""
     from tests.pebble import pebble_run
 
     port = int(live_server.url.rsplit(":", 1)[1])
@@ -163,6 +184,9 @@ def pebble_with_eab(live_server, tmp_path, settings):
         settings.ACME_CA_BUNDLE = str(server.ca_bundle)
         settings.ACME_EAB_KID = "kid-1"
         settings.ACME_EAB_HMAC_KEY = hmac_key
+        settings.CERTMGR_DNS_RESOLVERS = [server.dns.dns_address]
+        settings.CERTMGR_EDGE_ADDRESSES = ["127.0.0.1"]
+        settings.ACME_HTTP01_PORT = port
         yield server
 
 
@@ -175,3 +199,6 @@ def test_an_account_is_bound_to_the_external_account_when_the_ca_requires_it(
     assert issue(channel) is None
     channel.refresh_from_db()
     assert "externalAccountRequired" in channel.renewal_last_error
+    # A managed certificate was issued before: it is its renewal that fails.
+    assert channel.status == ChannelStatus.RENEWAL_FAILING
+    assert_failed_with(channel, ca_failure(Reason.ACME_EXTERNAL_ACCOUNT))

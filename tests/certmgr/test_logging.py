@@ -29,8 +29,10 @@ from certmgr import demo_pki
 from core import encryption
 from monitoring.delivery import expiry_check
 from monitoring.models import Notification
+from saleschannels.findings import Check, Finding, Reason
 from saleschannels.models import SalesChannel
 from tests.celery_worker import REPO_ROOT, broker, celery_worker_run, database_url
+from tests.challtestsrv import challtestsrv_run
 from tests.leaks import Secrets
 from tests.redis import redis_run
 from tests.support import port_free, upload
@@ -187,10 +189,10 @@ def _issue(channel) -> Certificate:
     return certificate
 
 
-def test_acme_orders_issuance_and_renewal_are_json_lines_with_ids(json_log, pebble, acme):
-    channel = SalesChannel.objects.create(
-        institution=acme, name="Main", hostname=HOSTNAME, ssl_mode="managed"
-    )
+def test_acme_orders_issuance_and_renewal_are_json_lines_with_ids(
+    json_log, pebble, acme, make_verified_channel
+):
+    channel = make_verified_channel(acme, name="Main", hostname=HOSTNAME, ssl_mode="managed")
 
     first = _issue(channel)
     renewed = _issue(channel)
@@ -257,15 +259,21 @@ def test_log_format_json_in_the_environment_makes_every_line_json(tmp_path):
     assert "LOG_FORMAT must be plain or json, not 'xml'" in wrong.stderr
 
 
-def test_the_celery_worker_logs_json_lines_with_the_order_ids(tmp_path, acme, settings):
-    # An ACME directory nobody listens on: the order fails at once, as a logged failure.
+def test_the_celery_worker_logs_json_lines_with_the_order_ids(
+    tmp_path, acme, settings, live_server, make_verified_channel
+):
+    # An ACME directory nobody listens on: the order fails, as a logged failure, once the
+    # worker's pre-flight passed (the name points at 127.0.0.1 in a real DNS server, and the
+    # live app answers the HTTP-01 self-check).
     unreachable = f"https://127.0.0.1:{port_free()}/directory"
     settings.ACME_DIRECTORY_URL = unreachable
-    channel = SalesChannel.objects.create(
-        institution=acme, name="Main", hostname=HOSTNAME, ssl_mode="managed"
-    )
+    channel = make_verified_channel(acme, name="Main", hostname=HOSTNAME, ssl_mode="managed")
     claim = acme_services.channel_issuance_claim(channel_id=channel.pk)
-    with redis_run(workdir=tmp_path / "redis") as redis:
+    with (
+        challtestsrv_run(tmp_path / "dns") as dns,
+        redis_run(workdir=tmp_path / "redis") as redis,
+    ):
+        dns.a_set(HOSTNAME, ["127.0.0.1"])
         env = {
             "LOG_FORMAT": "json",
             "DATABASE_URL": database_url(),
@@ -274,7 +282,12 @@ def test_the_celery_worker_logs_json_lines_with_the_order_ids(tmp_path, acme, se
             "SECRET_KEY": django_settings.SECRET_KEY,
             "CERTMGR_ENCRYPTION_KEYS": ",".join(django_settings.CERTMGR_ENCRYPTION_KEYS),
             "ACME_DIRECTORY_URL": unreachable,
-            "ACME_ORDER_TIMEOUT": "10",
+            # Longer than the retries of a refused connection (some 11 s): the CA is said
+            # unreachable, not late.
+            "ACME_ORDER_TIMEOUT": "30",
+            "CERTMGR_DNS_RESOLVERS": dns.dns_address,
+            "CERTMGR_EDGE_ADDRESSES": "127.0.0.1",
+            "ACME_HTTP01_PORT": live_server.url.rsplit(":", 1)[1],
         }
         with (
             broker(redis.url),
@@ -300,7 +313,11 @@ def test_the_celery_worker_logs_json_lines_with_the_order_ids(tmp_path, acme, se
         channel.pk,
         acme.pk,
     )
-    assert failed["error"] == SalesChannel.objects.get().renewal_last_error
+    # The raw detail for the log and staff, the typed reason, and the order's plain words.
+    channel.refresh_from_db()
+    assert failed["error"] == channel.renewal_last_error
+    assert failed["reason"] == channel.status_reason == Reason.ACME_UNREACHABLE
+    assert order.error == Finding(Check.ACME, Reason.ACME_UNREACHABLE, channel.status_params).words
     assert failed["failures"] == 1
     assert not [line for line in log.splitlines() if " INFO/" in line or " ERROR/" in line]
     assert _secrets_of_the_database(Secrets()).found_in(log) == []

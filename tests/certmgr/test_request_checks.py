@@ -258,7 +258,13 @@ def test_an_uploaded_file_may_hold_nul_bytes_a_field_may_not(as_alice, acme, pki
 
 # What fills an argument, by its converter: an ordinary value, and whether it can hold a NUL
 # (int and slug cannot match one, so such a URL does not exist).
-ORDINARY_VALUES = {"int": "1", "str": "token", "path": "1", "slug": "acme-tickets"}
+ORDINARY_VALUES = {
+    "int": "1",
+    "str": "token",
+    "path": "1",
+    "slug": "acme-tickets",
+    "verification_token": "certmgr-token",
+}
 CAN_HOLD_NUL = {"str", "path"}
 # Arguments of the admin's regular-expression patterns: a value their pattern allows, and
 # whether it allows a NUL too.
