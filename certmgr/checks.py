@@ -1,7 +1,11 @@
 """System checks of certmgr's own settings (`manage.py check`, and `check --deploy`)."""
 
+import ipaddress
+
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
+
+from onboarding.dns import resolver_make
 
 
 @register()
@@ -23,3 +27,32 @@ def visibility_timeout_check(app_configs, **kwargs) -> list[Warning]:
             id="certmgr.W001",
         )
     ]
+
+
+@register()
+def onboarding_settings_check(app_configs, **kwargs) -> list[Error]:
+    """The onboarding checks read these at each use; a typo would fail every check of every
+    hostname, so `manage.py check` says so first (README, "Onboarding a hostname")."""
+    errors = []
+    for address in settings.CERTMGR_EDGE_ADDRESSES:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"CERTMGR_EDGE_ADDRESSES holds {address!r}, which is not an IP address.",
+                    hint="List the edge's public IPv4/IPv6 addresses, comma-separated.",
+                    id="certmgr.E001",
+                )
+            )
+    try:
+        resolver_make(settings.CERTMGR_DNS_RESOLVERS, settings.CERTMGR_DNS_TIMEOUT)
+    except ValueError as error:
+        errors.append(
+            Error(
+                str(error),
+                hint='Write each DNS server as "address" or "address:port" ("[v6]:port").',
+                id="certmgr.E002",
+            )
+        )
+    return errors

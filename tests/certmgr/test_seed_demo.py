@@ -16,6 +16,8 @@ def test_it_loads_each_status_once_per_institution_and_is_idempotent(db, capsys)
     assert Membership.objects.filter(role="manager").count() == 2
     assert Membership.objects.filter(role="viewer").count() == 2
     assert SalesChannel.objects.count() == 3
+    # Each serves its uploaded certificate, and says so (one status per channel).
+    assert set(SalesChannel.objects.values_list("status", flat=True)) == {"uploaded"}
     statuses = Certificate.objects.with_status(timezone.now()).values_list("status", flat=True)
     assert sorted(statuses) == sorted(
         [

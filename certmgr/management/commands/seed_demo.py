@@ -17,6 +17,7 @@ from certificates.models import Certificate
 from certmgr import demo_pki
 from institutions.models import Institution, Membership
 from saleschannels.models import SalesChannel
+from saleschannels.status import status_settle
 
 DEMO_PASSWORD = "certmgr-demo"
 
@@ -121,7 +122,7 @@ class Command(BaseCommand):
                 )
             for index, (name, hostname) in enumerate(spec["channels"]):
                 certificate = certificates[index]
-                SalesChannel.objects.create(
+                channel = SalesChannel.objects.create(
                     institution=institution,
                     name=name,
                     hostname=hostname,
@@ -129,3 +130,4 @@ class Command(BaseCommand):
                     certificate=certificate,
                     active_certificate=certificate,
                 )
+                status_settle(channel)
