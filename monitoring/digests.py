@@ -182,11 +182,9 @@ def _renewal_words(details: dict, hostname: str) -> tuple[str, str]:
         parts.append(f"Status: {details['label']}.")
     if details.get("words"):
         parts.append(details["words"])
-    parts.append(
-        details.get("advice")
-        or f"Check that {hostname} points at the platform in DNS, then use Renew now on the "
-        "sales channel page."
-    )
+    # Advice only where the reason has some: a guess (say, about DNS) would send people
+    # after the wrong problem; the channel page has the checks' findings.
+    parts.append(details.get("advice") or "The sales channel page shows what each check found.")
     if not issuing:
         parts.append("The current certificate stays served until a new one is in place.")
     title = "Certificate issuance failing" if issuing else "Certificate renewal failing"
