@@ -136,10 +136,12 @@ def _call(action: Callable[[], T], *, deadline: datetime, what: str) -> T:
             if wait is None:
                 wait = min(0.5 * 2**transient_failures, 30.0)
         except (requests.ConnectionError, requests.Timeout) as error:
-            if transient_failures >= TRANSIENT_ATTEMPTS:
+            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            wait = min(0.2 * 2 ** (transient_failures + 1), 5.0)
+            if transient_failures >= TRANSIENT_ATTEMPTS or wait > remaining:
+                # Unreachable, whether the attempts or the order's time ran out first.
                 raise AcmeFailure(f"The CA could not be reached ({what}): {error}") from error
             transient_failures += 1
-            wait = min(0.2 * 2**transient_failures, 5.0)
         remaining = (deadline - datetime.now(UTC)).total_seconds()
         if wait > remaining:
             raise AcmeFailure(

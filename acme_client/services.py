@@ -207,8 +207,9 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
         _failure_record(channel, claim=claim, outcome=outcome)
         return None
     _order_finish(order, status=AcmeOrder.Status.VALID, certificate=certificate)
-    channel.refresh_from_db()
-    status_settle(channel)
+    status_settle(
+        SalesChannel.objects.select_related("institution", "active_certificate").get(pk=channel_id)
+    )
     try:
         edge.edge_channel_deploy(SalesChannel.objects.get(pk=channel_id))
         probe_after_deploy(channel)

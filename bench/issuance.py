@@ -14,9 +14,14 @@ The stack (helpers from tests/, the same ones the worker tests drive):
 * phase A, certmgr: `manage.py runserver --noreload 127.0.0.1:P` (threaded) so Pebble's
   validations reach the application, redis-server and `celery worker --concurrency N`, all on
   one SQLite file in a temporary CERTMGR_VAR_DIR. COUNT institutions each get one managed
-  channel, then the clock runs from the first claim + `issue_certificate.delay()` until every
-  channel has a managed active certificate in the database (or has recorded a failure). The
-  web server is stopped afterwards: certbot needs port P;
+  channel whose hostname is verified (README, "Onboarding a hostname": nothing is ordered for
+  an unproved name), then the clock runs from the first claim + `issue_certificate.delay()`
+  until every channel has a managed active certificate in the database (or has recorded a
+  failure, or waits on a failed pre-flight check). Each issuance runs the real pre-flight
+  first, as in production: DNS and CAA asked of Pebble's DNS server (pebble-challtestsrv,
+  CERTMGR_DNS_RESOLVERS), 127.0.0.1 as the edge's address (CERTMGR_EDGE_ADDRESSES) and the
+  HTTP-01 self-check fetched from the web server on port P (ACME_HTTP01_PORT), all timed.
+  The web server is stopped afterwards: certbot needs port P;
 * phase B, certbot (PyPI's, installed by `make bench` through the `bench` extra): COUNT runs
   of `certbot certonly --standalone ... --http-01-port P` one after the other, each a new
   process as in a shell loop, with REQUESTS_CA_BUNDLE trusting Pebble. A run that fails
@@ -83,6 +88,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.models import Q  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from acme_client.models import AcmeOrder  # noqa: E402
@@ -91,7 +97,7 @@ from acme_client.tasks import issue_certificate  # noqa: E402
 from certificates.models import Certificate  # noqa: E402
 from certmgr.celery import app as celery_app  # noqa: E402
 from institutions.models import Institution  # noqa: E402
-from saleschannels.models import SalesChannel  # noqa: E402
+from saleschannels.models import ChannelStatus, SalesChannel, VerificationMethod  # noqa: E402
 from tests.celery_worker import celery_worker_run  # noqa: E402
 from tests.pebble import pebble_run  # noqa: E402
 from tests.redis import redis_run  # noqa: E402
@@ -193,9 +199,18 @@ def channels_create(round_number: int, count: int) -> list[int]:
             name=f"shop {index}",
             hostname=f"shop{index}{suffix}.bench.test",
             ssl_mode=SalesChannel.SslMode.MANAGED,
+            hostname_verified_at=timezone.now(),
+            hostname_verified_by=VerificationMethod.STAFF,
         )
         ids.append(channel.pk)
     return ids
+
+
+# A channel that will not be issued in this phase: the CA refused (a recorded failure), or a
+# pre-flight check failed (the channel waits, and no order is placed).
+FAILED = Q(renewal_failures__gt=0) | Q(
+    status__in=[ChannelStatus.WAITING_DNS, ChannelStatus.WAITING_CAA, ChannelStatus.WAITING_HTTP]
+)
 
 
 def phase_certmgr(round_number: int, *, count: int, server: WebServer) -> PhaseResult:
@@ -212,7 +227,7 @@ def phase_certmgr(round_number: int, *, count: int, server: WebServer) -> PhaseR
         channels = SalesChannel.objects.filter(pk__in=ids)
         while True:
             issued = channels.filter(active_certificate__source=Certificate.Source.MANAGED).count()
-            failed = channels.filter(renewal_failures__gt=0).count()
+            failed = channels.filter(FAILED).count()
             if issued + failed >= count or time.perf_counter() > deadline:
                 break
             time.sleep(POLL)
@@ -220,10 +235,10 @@ def phase_certmgr(round_number: int, *, count: int, server: WebServer) -> PhaseR
     finally:
         server.stop()
     failures = [
-        f"{hostname}: {error or 'not issued within the timeout'}"
-        for hostname, error in channels.exclude(
+        f"{hostname}: {error or reason or 'not issued within the timeout'}"
+        for hostname, error, reason in channels.exclude(
             active_certificate__source=Certificate.Source.MANAGED
-        ).values_list("hostname", "renewal_last_error")
+        ).values_list("hostname", "renewal_last_error", "status_reason")
     ]
     return PhaseResult(
         seconds=seconds,
@@ -390,6 +405,11 @@ def main() -> None:
             "ACME_DIRECTORY_URL": pebble.directory_url,
             "ACME_CA_BUNDLE": str(pebble.ca_bundle),
             "ACME_ORDER_TIMEOUT": "60",
+            # The pre-flight sees what Pebble sees: its DNS server, the edge at 127.0.0.1 and
+            # HTTP-01 on the port Pebble validates on.
+            "CERTMGR_DNS_RESOLVERS": pebble.dns.dns_address,
+            "CERTMGR_EDGE_ADDRESSES": "127.0.0.1",
+            "ACME_HTTP01_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
         }
         settings.ACME_DIRECTORY_URL = pebble.directory_url

@@ -90,13 +90,24 @@ def addresses_resolve(name: str) -> list[str]:
 
 
 def address_allowed(address: str) -> bool:
-    """Whether certmgr may connect to `address`: a public one, or one of the edge's."""
+    """Whether certmgr may connect to `address`: a public one, or one of the edge's, which
+    are CERTMGR_EDGE_ADDRESSES and whatever CERTMGR_EDGE_CNAME resolves to (both the
+    operator's, so an edge on a private network is reached by either rule)."""
     if address_is_public(address):
         return True
     try:
         found = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(
-        found == ipaddress.ip_address(str(edge).strip()) for edge in settings.CERTMGR_EDGE_ADDRESSES
-    )
+    edge = [str(edge).strip() for edge in settings.CERTMGR_EDGE_ADDRESSES]
+    if any(found == ipaddress.ip_address(known) for known in edge):
+        return True
+    return any(found == ipaddress.ip_address(known) for known in _edge_cname_addresses())
+
+
+def _edge_cname_addresses() -> list[str]:
+    """The addresses of CERTMGR_EDGE_CNAME, looked up when a non-public address is met."""
+    if not settings.CERTMGR_EDGE_CNAME:
+        return []
+    resolver = resolver_make(settings.CERTMGR_DNS_RESOLVERS, settings.CERTMGR_DNS_TIMEOUT)
+    return list(addresses_lookup(resolver, settings.CERTMGR_EDGE_CNAME).addresses)

@@ -6,8 +6,11 @@ queueing them while orders are in flight), one Redis, one PostgreSQL database of
 own (tests/postgres.py, never pytest-django's test database: every process reaches it through
 DATABASE_URL, the test through psycopg), and Pebble validating HTTP-01 through the load
 balancer. A manager logs in and, page by page and alternating between the web processes,
-creates 20 sales channels and switches each to *Managed by the platform*; she also uploads a
-certificate that expires in 5 days.
+creates 20 sales channels and switches each to *Managed by the platform* (each hostname
+marked verified in the database in between, as staff approval records it: README, "Onboarding
+a hostname"); she also uploads a certificate that expires in 5 days. The workers run the real
+pre-flight before every order: DNS and CAA asked of Pebble's DNS server, the HTTP-01
+self-check fetched through the load balancer, like Pebble's validations.
 
 The test proves that
 - each channel ends with exactly one ACME order and one managed certificate (counted in the
@@ -16,7 +19,8 @@ The test proves that
   as time would), the two schedulers racing to claim them renew each exactly once: two
   orders and two certificates per channel, the second replacing the first;
 - every HTTP-01 request of Pebble was answered, by both web processes (their request logs),
-  some challenges by both;
+  some challenges by both; the only other challenge requests are the workers' pre-flight
+  self-checks, one per order;
 - both beats queued renew_due repeatedly while the orders ran;
 - the active certificates are in the edge folder and nginx serves them;
 - the expiring certificate is reported once, and no finding is e-mailed twice although both
@@ -248,6 +252,16 @@ def assert_generation(db: psycopg.Connection, channel_ids: list[int], *, generat
             assert channel.replaces_id in ordered, channel
 
 
+def hostname_verify(db: psycopg.Connection, channel_id: int) -> None:
+    """Mark the channel's hostname verified, as staff approval does: only such a channel is
+    ordered for (README, "Onboarding a hostname")."""
+    db.execute(
+        "UPDATE saleschannels_saleschannel SET hostname_verified_at = now(), "
+        "hostname_verified_by = 'staff' WHERE id = %s",
+        (channel_id,),
+    )
+
+
 def expiring_emailed(db: psycopg.Connection) -> bool:
     return bool(
         rows(
@@ -315,6 +329,11 @@ def test_two_of_everything_issue_one_certificate_per_channel_and_answer_every_ch
             "CERTMGR_PROBE_ADDRESS": balancer.address,
             "CERTMGR_RENEW_INTERVAL": "1",
             "CERTMGR_CHECK_EXPIRY_INTERVAL": "1",
+            # The pre-flight sees what Pebble sees: its DNS server (every name 127.0.0.1), the
+            # edge at 127.0.0.1, and HTTP-01 on the balancer's port that Pebble validates on.
+            "CERTMGR_DNS_RESOLVERS": pebble.dns.dns_address,
+            "CERTMGR_EDGE_ADDRESSES": "127.0.0.1",
+            "ACME_HTTP01_PORT": str(balancer.http_port),
         }
         # Stopped before the final counts (a warm shutdown finishes the tasks in flight),
         # so that nothing is half sent while the e-mails are counted.
@@ -348,16 +367,17 @@ def test_two_of_everything_issue_one_certificate_per_channel_and_answer_every_ch
             ),
             chain=pki["intermediate"].certificate_pem,
         )
+        db = stack.enter_context(psycopg.connect(database_url, autocommit=True))
         channel_ids = []
         for index, hostname in enumerate(hostnames):
             channel_id = office.channel_create(
                 webs[index % PROCESSES], institution_id=institution_id, hostname=hostname
             )
+            hostname_verify(db, channel_id)
             office.channel_managed(webs[(index + 1) % PROCESSES], channel_id)
             channel_ids.append(channel_id)
         phases["requests"] = time.monotonic() - started
 
-        db = stack.enter_context(psycopg.connect(database_url, autocommit=True))
         wait_for(
             lambda: issued_channels(db, generation=1) == CHANNELS,
             timeout=ISSUANCE_TIMEOUT,
@@ -405,10 +425,14 @@ def test_two_of_everything_issue_one_certificate_per_channel_and_answer_every_ch
         # fetches each from several perspectives, which round-robin spreads).
         fetched = [web.requests_logged(CHALLENGE_PREFIX) for web in webs]
         assert all(status == 200 for served in fetched for _, status in served), fetched
-        assert Counter(path for served in fetched for path, _ in served) == Counter(
-            pebble.http01_fetches()
-        )
-        tokens_by_web = [{path for path, _ in served} for served in fetched]
+        by_pebble = Counter(pebble.http01_fetches())
+        answered = Counter(path for served in fetched for path, _ in served)
+        assert Counter({path: answered[path] for path in by_pebble}) == by_pebble
+        # Every other challenge request is a worker's pre-flight self-check, with a token of
+        # its own: exactly one before each of the 2 x CHANNELS orders.
+        self_checks = [count for path, count in answered.items() if path not in by_pebble]
+        assert self_checks == [1] * (2 * CHANNELS), self_checks
+        tokens_by_web = [{path for path, _ in served if path in by_pebble} for served in fetched]
         # At least one challenge per channel (Pebble may reuse an authorization on renewal).
         assert len(set.union(*tokens_by_web)) >= CHANNELS
         assert all(tokens_by_web), [web.name for web in webs]
