@@ -82,6 +82,7 @@ def test_a_txt_record_with_the_token_verifies_and_the_audit_trail_says_how(
     event = AuditEvent.objects.get(action=AuditEvent.Action.CHANNEL_HOSTNAME_VERIFIED)
     assert event.details["method"] == "txt"
     assert "Verified" in page and "TXT record" in page
+    assert "Hostname ownership verified (TXT record)" in page  # the history says how
 
     # The proof is needed once: removing the record later changes nothing.
     dns_settings.txt_clear(f"_certmgr-challenge.{HOST}")
@@ -138,7 +139,9 @@ def test_verifying_a_managed_channel_queues_its_first_order(
 
 def test_renew_now_on_an_unverified_channel_says_to_prove_control_first(as_alice, channel, queued):
     channel_services.channel_set_ssl_mode(channel=channel, mode="managed", actor=None)
-    page = as_alice.post(reverse("channel_renew", args=[channel.pk]), follow=True)
+    renew_url = reverse("channel_renew", args=[channel.pk])
+    assert renew_url not in as_alice.get(channel.get_absolute_url()).content.decode()
+    page = as_alice.post(renew_url, follow=True)
     assert f"Prove control of {HOST} first" in page.content.decode()
     assert queued == []
 
