@@ -72,6 +72,7 @@ bench: install
 	$(PY) bench/expiry.py
 	scripts/with-postgres $(PY) bench/expiry.py
 	$(PY) bench/issuance.py
+	$(PY) bench/import_channels.py
 
 lint: install
 	$(VENV)/bin/ruff check .

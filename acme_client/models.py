@@ -51,6 +51,10 @@ class AcmeOrder(models.Model):
     hostname = models.CharField(max_length=253)
     directory_url = models.URLField(max_length=500)
     order_url = models.URLField(max_length=500, blank=True)
+    # The ACME profile asked for ("" when none), and the ARI identifier of the certificate the
+    # order replaces (RFC 9773 section 5; "" when it named none, or the CA refused it).
+    profile = models.CharField(max_length=64, blank=True)
+    replaces = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     certificate = models.ForeignKey(
@@ -68,3 +72,8 @@ class AcmeOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} ({self.status})"
+
+    @property
+    def carried_replaces(self) -> bool:
+        """Whether the CA took the order as a renewal of a named certificate (RFC 9773)."""
+        return bool(self.replaces)

@@ -17,8 +17,9 @@ from onboarding.services import channel_verify, channels_verification_due
 from saleschannels.findings import Finding
 from saleschannels.models import SalesChannel
 
+# The module, not its function: scheduling imports the tasks, which import this module.
+from . import scheduling
 from .preflight import WAITING, checks_run, preflight_blocker
-from .scheduling import channel_issuance_queue
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def channel_verify_now(channel: SalesChannel, *, now: datetime | None = None) ->
         channel.hostname_verified_at is not None
         and channel.ssl_mode == SalesChannel.SslMode.MANAGED
     ):
-        channel_issuance_queue(channel=channel, due_only=True)
+        scheduling.channel_issuance_queue(channel=channel, due_only=True)
     return findings
 
 
@@ -39,7 +40,7 @@ def channel_check_now(channel: SalesChannel) -> list[Finding]:
     waiting = channel.status in WAITING.values()
     findings = checks_run(channel)
     if waiting and preflight_blocker(findings) is None:
-        channel_issuance_queue(channel=channel, due_only=True)
+        scheduling.channel_issuance_queue(channel=channel, due_only=True)
     return findings
 
 

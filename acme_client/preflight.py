@@ -23,11 +23,11 @@ from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
+
+from certificates.renewal import failure_backoff
 from onboarding.caa import caa_check
 from onboarding.checks_http import http01_self_check
 from onboarding.dns import addresses_lookup, edge_check
-
-from certificates.renewal import failure_backoff
 from onboarding.resolving import resolver
 from onboarding.services import checks_merge
 from saleschannels.findings import Check, Finding

@@ -52,6 +52,8 @@ _KNOWN_CODES = frozenset(
         "externalAccountRequired",
         "incorrectResponse",
         "invalidContact",
+        # draft-ietf-acme-profiles: the order named a profile the CA does not offer.
+        "invalidProfile",
         "malformed",
         "orderNotReady",
         "rateLimited",
@@ -79,6 +81,7 @@ _BY_CODE: dict[str, Reason] = {
     "serverInternal": Reason.ACME_SERVER_INTERNAL,
     "rejectedIdentifier": Reason.ACME_REJECTED_IDENTIFIER,
     "externalAccountRequired": Reason.ACME_EXTERNAL_ACCOUNT,
+    "invalidProfile": Reason.ACME_INVALID_PROFILE,
     BAD_CERTIFICATE: Reason.ACME_BAD_CERTIFICATE,
 }
 

@@ -12,11 +12,18 @@ finalize -> download. Two things differ from the library's conveniences, on purp
 
 Challenges are published through a callback so that the caller can store them where every
 web process can answer them (the database).
+
+ACME Renewal Information (RFC 9773, https://www.rfc-editor.org/rfc/rfc9773) is asked for
+with `renewal_info` (the window and the Retry-After, section 4), and a renewal order names the
+certificate it replaces (`replaces`, section 5), dropped once if the CA refuses it. A
+directory's `meta.profiles` (https://datatracker.ietf.org/doc/draft-ietf-acme-profiles/) is
+read with `directory_client` and `directory_profiles`.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +34,8 @@ from typing import TypeVar
 import josepy as jose
 import requests
 from acme import challenges, client, crypto_util, errors, messages
+from acme.client import _renewal_info_path_component
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -94,6 +103,15 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _problem_type(problem: messages.Error) -> str:
+    """The short name of a problem type, also of those the `acme` library does not list
+    (RFC 9773's "alreadyReplaced", the profiles draft's "invalidProfile")."""
+    if problem.code:
+        return problem.code
+    typ = str(problem.typ or "")
+    return typ.removeprefix(messages.ERROR_PREFIX) if typ.startswith(messages.ERROR_PREFIX) else ""
+
+
 class _Network(client.ClientNetwork):
     """ClientNetwork whose errors keep the HTTP status and Retry-After of the response."""
 
@@ -104,7 +122,7 @@ class _Network(client.ClientNetwork):
         except messages.Error as problem:
             raise AcmeProblem(
                 str(problem),
-                code=problem.code or "",
+                code=_problem_type(problem),
                 status=response.status_code,
                 retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
             ) from problem
@@ -199,12 +217,42 @@ def client_open(
         account_key, account=account, alg=_alg(account_key), verify_ssl=ca_bundle,
         user_agent=USER_AGENT, timeout=30,
     )  # fmt: skip
-    directory = _call(
+    return client.ClientV2(_directory_get(network, directory_url, deadline=deadline), network)
+
+
+def directory_client(
+    *,
+    directory_url: str,
+    ca_bundle: str | bool = True,
+    deadline: datetime,
+    timeout: float = 30,
+    retry: bool = True,
+) -> client.ClientV2:
+    """A client with no account, for what needs none: the directory and ARI's GETs.
+
+    `retry=False` asks once, for a page that should not wait on a CA that does not answer.
+    """
+    network = _Network(None, verify_ssl=ca_bundle, user_agent=USER_AGENT, timeout=timeout)
+    if retry:
+        directory = _directory_get(network, directory_url, deadline=deadline)
+    else:
+        directory = messages.Directory.from_json(network.get(directory_url).json())
+    return client.ClientV2(directory, network)
+
+
+def directory_profiles(directory: messages.Directory) -> dict[str, str]:
+    """The profiles a directory lists in `meta.profiles`, name -> description (empty when it
+    lists none; https://datatracker.ietf.org/doc/draft-ietf-acme-profiles/)."""
+    profiles = getattr(directory.meta, "profiles", None) or {}
+    return {str(name): str(description or "") for name, description in profiles.items()}
+
+
+def _directory_get(network: _Network, directory_url: str, *, deadline: datetime):
+    return _call(
         lambda: messages.Directory.from_json(network.get(directory_url).json()),
         deadline=deadline,
         what="directory",
     )
-    return client.ClientV2(directory, network)
 
 
 def account_register(
@@ -255,6 +303,8 @@ def certificate_key_generate(key_type: str = "ec256") -> bytes:
 class Issued:
     order_url: str
     fullchain_pem: str
+    # The ARI identifier the order carried as `replaces` ("" when it carried none).
+    replaces: str = ""
 
 
 def _http01(authorization: messages.AuthorizationResource) -> messages.ChallengeBody:
@@ -274,22 +324,64 @@ def _problem_words(problem) -> str:
     return f"{detail} ({code})" if code else detail or str(problem)
 
 
+class _NewOrder(messages.NewOrder):
+    """newOrder with RFC 9773's `replaces` (https://www.rfc-editor.org/rfc/rfc9773#section-5),
+    which the `acme` library does not model."""
+
+    replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+# Problem types with which a CA refuses the `replaces` of a newOrder (RFC 9773 section 5:
+# "alreadyReplaced" for a certificate another order has replaced, with 409 Conflict; CAs say
+# "malformed" for one they do not know or that is not the account's).
+_REPLACES_REFUSED = frozenset({"alreadyReplaced", "malformed"})
+
+
+def _replaces_refused(problem: AcmeProblem) -> bool:
+    return problem.code in _REPLACES_REFUSED or problem.status == 409
+
+
 def _order_place(
-    acme: client.ClientV2, *, csr_pem: bytes, hostname: str, profile: str, deadline: datetime
+    acme: client.ClientV2,
+    *,
+    csr_pem: bytes,
+    hostname: str,
+    profile: str,
+    deadline: datetime,
+    replaces: str = "",
+    replaces_withdrawn: Callable[[], None] = lambda: None,
 ) -> messages.OrderResource:
     """POST newOrder, then fetch its authorizations, each request retried on its own.
 
     `ClientV2.new_order` does both in one call, so retrying it after a rejected nonce on an
     authorization fetch would place a second order: one retry scope per request instead.
+
+    With `replaces` (an ARI certificate identifier), a CA that refuses it (RFC 9773 section 5)
+    is asked once more without it, and `replaces_withdrawn` is called: a renewal that cannot
+    name its predecessor is still a renewal the shop needs.
     """
     fields = {"identifiers": [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=hostname)]}
     if profile:
         fields["profile"] = profile
-    response = _call(
-        lambda: acme._post(acme.directory["newOrder"], messages.NewOrder(**fields)),
-        deadline=deadline,
-        what="new order",
-    )
+
+    def place(payload):
+        return _call(
+            lambda: acme._post(acme.directory["newOrder"], payload),
+            deadline=deadline,
+            what="new order",
+        )
+
+    if replaces:
+        try:
+            response = place(_NewOrder(replaces=replaces, **fields))
+        except AcmeProblem as problem:
+            if not _replaces_refused(problem):
+                raise
+            logger.info("ACME new order: the CA refused replaces=%s, ordering without", replaces)
+            replaces_withdrawn()
+            response = place(_NewOrder(**fields))
+    else:
+        response = place(_NewOrder(**fields))
     body = messages.Order.from_json(response.json())
     authorizations = [
         acme._authzr_from_response(
@@ -321,11 +413,29 @@ def certificate_obtain(
     challenge_withdraw: Callable[[str], None],
     order_placed: Callable[[str], None] = lambda url: None,
     profile: str = "",
+    replaces: str = "",
+    replaces_withdrawn: Callable[[], None] = lambda: None,
 ) -> Issued:
-    """Order a certificate for `hostname`, prove control over HTTP-01, finalize, download."""
+    """Order a certificate for `hostname`, prove control over HTTP-01, finalize, download.
+
+    `profile` is asked for in the order when given; `replaces` names the certificate this one
+    renews (its ARI identifier, `ari_certificate_id`), see `_order_place`.
+    """
     csr_pem = crypto_util.make_csr(key_pem, [hostname])
+    carried = [replaces]
+
+    def withdrawn() -> None:
+        carried[0] = ""
+        replaces_withdrawn()
+
     order = _order_place(
-        acme, csr_pem=csr_pem, hostname=hostname, profile=profile, deadline=deadline
+        acme,
+        csr_pem=csr_pem,
+        hostname=hostname,
+        profile=profile,
+        deadline=deadline,
+        replaces=replaces,
+        replaces_withdrawn=withdrawn,
     )
     order_placed(order.uri)
     published: list[str] = []
@@ -359,7 +469,7 @@ def certificate_obtain(
                 deadline=deadline,
                 what="certificate download",
             )
-            return Issued(order_url=order.uri, fullchain_pem=certificate.text)
+            return Issued(order_url=order.uri, fullchain_pem=certificate.text, replaces=carried[0])
         if body.status == messages.STATUS_INVALID:
             raise AcmeFailure(
                 f"The CA refused the order: {_problem_words(body.error)}",
@@ -389,20 +499,80 @@ def _authorization_wait(acme: client.ClientV2, authorization, *, deadline: datet
     raise AcmeFailure("The CA did not validate the challenge in time.")
 
 
-def renewal_suggestion(
-    acme: client.ClientV2, *, certificate_pem: str, deadline: datetime
-) -> datetime | None:
-    """When ARI (RFC 9773) suggests renewing, or None when the CA does not offer ARI."""
+@dataclass(frozen=True)
+class RenewalWindow:
+    """A certificate's suggested renewal window (RFC 9773 section 4.2) and how long the CA
+    asks to wait before asking again (its Retry-After in seconds, section 4.3, or None)."""
+
+    start: datetime
+    end: datetime
+    retry_after: float | None = None
+
+    def random_time(self, *, not_before: datetime | None = None) -> datetime:
+        """A uniformly random moment of the window (section 4.2), from `not_before` on when
+        that is later than the start (a window partly past is spread over what is left)."""
+        start = max(self.start, not_before) if not_before is not None else self.start
+        if start >= self.end:
+            return start
+        return start + (self.end - start) * random.random()
+
+
+def ari_offered(acme: client.ClientV2) -> bool:
+    """Whether the CA's directory has a renewalInfo URL (RFC 9773 section 3)."""
     try:
-        suggested, _ask_again = _call(
-            lambda: acme.renewal_time(certificate_pem.encode()), deadline=deadline, what="ARI"
-        )
-    except errors.ARIError as error:
-        logger.warning("ARI not available: %s", error)
+        return bool(acme.directory["renewalInfo"])
+    except KeyError:
+        return False
+
+
+def ari_certificate_id(certificate_pem: str | bytes) -> str | None:
+    """The certificate's ARI identifier (RFC 9773 section 4.1): base64url of the Authority Key
+    Identifier's keyIdentifier, ".", base64url of the serial number's DER bytes; None for a
+    certificate without that extension. Computed by the `acme` library's own helper."""
+    if isinstance(certificate_pem, str):
+        certificate_pem = certificate_pem.encode()
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    try:
+        return _renewal_info_path_component(certificate)
+    except x509.ExtensionNotFound:
         return None
-    if suggested is not None and suggested.tzinfo is None:
-        suggested = suggested.replace(tzinfo=UTC)
-    return suggested
+
+
+def renewal_info(
+    acme: client.ClientV2, *, certificate_pem: str, deadline: datetime
+) -> RenewalWindow | None:
+    """GET the certificate's RenewalInfo (RFC 9773 section 4); None when the CA offers no ARI.
+
+    A CA that does not answer raises like any request here (AcmeProblem, AcmeFailure); a
+    window whose end is not after its start is refused as section 4.2 asks (AcmeFailure).
+    """
+    if not ari_offered(acme):
+        return None
+    certificate_id = ari_certificate_id(certificate_pem)
+    if certificate_id is None:
+        return None
+    url = acme.directory["renewalInfo"].rstrip("/") + "/" + certificate_id
+    response = _call(
+        lambda: acme.net.get(url, content_type="application/json"), deadline=deadline, what="ARI"
+    )
+    try:
+        window = messages.RenewalInfo.from_json(response.json()).suggested_window
+        start, end = _aware(window.start), _aware(window.end)
+    except (ValueError, TypeError, AttributeError, jose.DeserializationError) as error:
+        raise AcmeFailure(f"The CA's renewal information is unreadable: {error}") from error
+    if start is None or end is None or end <= start:
+        raise AcmeFailure("The CA's renewal window is invalid (its end is not after its start).")
+    return RenewalWindow(
+        start=start,
+        end=end,
+        retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
+    )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def deadline_in(seconds: float) -> datetime:

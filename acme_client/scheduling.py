@@ -22,16 +22,60 @@ logger = logging.getLogger(__name__)
 
 
 def channel_ssl_mode_choose(
-    *, channel: SalesChannel, mode: str, certificate: Certificate | None = None, actor
+    *,
+    channel: SalesChannel,
+    mode: str,
+    certificate: Certificate | None = None,
+    actor,
+    acme_profile: str | None = None,
 ) -> SalesChannel:
     """Apply the SSL Management choice (saleschannels.services.channel_set_ssl_mode) and,
     when the channel has just become managed, queue its first issuance: the certificate it
-    served so far stays deployed until the platform's own is in place."""
+    served so far stays deployed until the platform's own is in place.
+
+    `acme_profile` (None: unchanged) is the profile its orders ask for from then on (the form
+    checked that the CA lists it); a certificate already issued keeps its own until renewed.
+    """
     was_managed = channel.ssl_mode == SalesChannel.SslMode.MANAGED
     channel_set_ssl_mode(channel=channel, mode=mode, certificate=certificate, actor=actor)
+    if acme_profile is not None and acme_profile != channel.acme_profile:
+        channel_acme_profile_set(channel=channel, profile=acme_profile, actor=actor)
     if mode == SalesChannel.SslMode.MANAGED and not was_managed:
         channel_renew_now(channel=channel, actor=None, due_only=True)
     return channel
+
+
+def channel_acme_profile_set(*, channel: SalesChannel, profile: str, actor) -> None:
+    """Record the channel's ACME profile ("" for ACME_PROFILE), audited with SSL management."""
+    previous = channel.acme_profile
+    with transaction.atomic():
+        SalesChannel.objects.filter(pk=channel.pk).update(acme_profile=profile)
+        channel.acme_profile = profile
+        audit_record(
+            institution=channel.institution,
+            actor=actor,
+            action=AuditEvent.Action.CHANNEL_SSL_MODE,
+            target=channel,
+            details={
+                "mode": channel.ssl_mode,
+                "acme_profile": profile,
+                "previous": {"acme_profile": previous},
+            },
+        )
+        event_log(
+            logger,
+            "channel_acme_profile_changed",
+            "channel {channel_id} ({hostname}): ACME profile {shown_profile}"
+            " (was {shown_previous})",
+            shown={
+                "hostname": channel.hostname,
+                "shown_profile": profile or "the default",
+                "shown_previous": previous or "the default",
+            },
+            channel_id=channel.pk,
+            institution_id=channel.institution_id,
+            acme_profile=profile,
+        )
 
 
 def channel_issuance_queue(*, channel: SalesChannel, due_only: bool = False) -> bool:

@@ -4,7 +4,9 @@ The workflow of one issuance (`channel_certificate_issue`), in this order:
 
 1. the caller holds the channel's claim (`channel_issuance_claim`, a conditional update);
 2. order -> HTTP-01 (challenge stored in the database, answered by any web process) ->
-   finalize -> download, with a new key per certificate;
+   finalize -> download, with a new key per certificate; the order asks for the channel's
+   profile (else ACME_PROFILE) and a renewal names the certificate it replaces (RFC 9773
+   section 5, acme_client/ari.py), the renewal being planned from ARI or the lifetime;
 3. the certificate is checked like an upload and stored as a managed Certificate that
    `replaces` the previous one;
 4. the channel's active certificate is switched, and the claim released, in one transaction
@@ -30,7 +32,7 @@ from django.utils import timezone
 
 from certificates.bundle import certificate_bundle_parse
 from certificates.models import Certificate
-from certificates.renewal import failure_backoff, renewal_due_at
+from certificates.renewal import failure_backoff
 from certificates.services import certificate_upload
 from core import encryption
 from core.audit import audit_record, event_log
@@ -40,7 +42,7 @@ from saleschannels.models import ChannelStatus, SalesChannel
 from saleschannels.services import probe_after_deploy
 from saleschannels.status import status_set, status_settle
 
-from . import protocol
+from . import ari, protocol
 from .challenges import challenge_publish, challenge_withdraw
 from .models import AcmeAccount, AcmeOrder
 from .preflight import preflight_pass
@@ -163,7 +165,10 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
         renewal_last_attempt_at=started
     )
     order = AcmeOrder.objects.create(
-        channel=channel, hostname=channel.hostname, directory_url=settings.ACME_DIRECTORY_URL
+        channel=channel,
+        hostname=channel.hostname,
+        directory_url=settings.ACME_DIRECTORY_URL,
+        profile=channel.acme_profile or settings.ACME_PROFILE,
     )
     ids = {"order_id": order.pk, "channel_id": channel_id, "institution_id": channel.institution_id}
     event_log(
@@ -236,12 +241,17 @@ def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: A
     deadline = protocol.deadline_in(settings.ACME_ORDER_TIMEOUT)
     acme = account_client(deadline=deadline)
     key_pem = protocol.certificate_key_generate(settings.ACME_KEY_TYPE)
+    replaces = ari.replaces_for(channel, acme)
+    if replaces:
+        AcmeOrder.objects.filter(pk=order.pk).update(replaces=replaces)
     issued = protocol.certificate_obtain(
         acme,
         hostname=channel.hostname,
         key_pem=key_pem,
         deadline=deadline,
-        profile=settings.ACME_PROFILE,
+        profile=order.profile,
+        replaces=replaces,
+        replaces_withdrawn=lambda: AcmeOrder.objects.filter(pk=order.pk).update(replaces=""),
         challenge_publish=lambda token, key_authorization: challenge_publish(
             hostname=channel.hostname, token=token, key_authorization=key_authorization
         ),
@@ -256,8 +266,12 @@ def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: A
         raise protocol.AcmeFailure(
             f"The CA's certificate did not pass the checks: {problems}", code=BAD_CERTIFICATE
         )
-    suggested = protocol.renewal_suggestion(
-        acme, certificate_pem=bundle.certificate_pem, deadline=deadline
+    plan = ari.issuance_plan(
+        acme,
+        certificate_pem=bundle.certificate_pem,
+        not_before=bundle.leaf.not_before,
+        not_after=bundle.leaf.not_after,
+        now=timezone.now(),
     )
     with transaction.atomic():
         certificate = certificate_upload(
@@ -273,16 +287,12 @@ def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: A
             pk=channel.pk, renewal_claim=claim, ssl_mode=SalesChannel.SslMode.MANAGED
         ).update(
             active_certificate=certificate,
-            renewal_due_at=renewal_due_at(
-                not_before=bundle.leaf.not_before,
-                not_after=bundle.leaf.not_after,
-                suggested=suggested,
-            ),
             renewal_failures=0,
             renewal_last_error="",
             renewal_next_attempt_at=None,
             renewal_claim="",
             renewal_claimed_until=None,
+            **plan,
         )
         if switched != 1:
             raise ClaimLost()

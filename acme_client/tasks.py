@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import ownership, services
+from . import ari, ownership, services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -18,6 +18,13 @@ def renew_due() -> int:
     return services.channels_renew_due(
         queue=lambda channel_id, claim: issue_certificate.delay(channel_id, claim)
     )
+
+
+@shared_task(acks_late=True)
+def ari_refresh() -> int:
+    """Beat: ask ARI (RFC 9773) about the certificates whose next ask is due (about twice a
+    day each, as the CA's Retry-After says) and move renewals the CA moved earlier."""
+    return ari.channels_ari_refresh()
 
 
 @shared_task(acks_late=True)

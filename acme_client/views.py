@@ -1,6 +1,7 @@
 """Pages that start issuance, and the HTTP-01 answer.
 
-- SSL Management of a sales channel (managed, uploaded or none) and *Renew now*: loaded
+- SSL Management of a sales channel (managed, uploaded or none, and for managed the ACME
+  profile among those the CA's directory lists: profiles.ca_profiles) and *Renew now*: loaded
   through saleschannels.selectors.channel_for_user (another institution's channel is a 404),
   writes need the manager role (403), then one call to scheduling.
 - *Verify now* and *Check now* (README, "Onboarding a hostname"): the proof of ownership and
@@ -9,6 +10,7 @@
 - GET /.well-known/acme-challenge/<token> on a sales channel's host.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -25,6 +27,7 @@ from saleschannels.views import report_deployment
 
 from . import ownership, scheduling
 from .challenges import challenge_answer
+from .profiles import CaProfiles, ca_profiles
 
 
 @require_GET
@@ -48,8 +51,20 @@ def channel_ssl(request, pk: int):
     if request.method == "POST":
         require_manager(request.user, channel.institution, to="change SSL management")
     now = timezone.now()
-    initial = {"mode": channel.ssl_mode, "certificate": channel.certificate_id}
-    form = ChannelSslForm(request.POST or None, initial=initial, channel=channel, now=now)
+    # Only a manager sees the choice, so only then is the CA's directory read (cached).
+    offered = ca_profiles() if can_manage else CaProfiles(known=False)
+    initial = {
+        "mode": channel.ssl_mode,
+        "certificate": channel.certificate_id,
+        "acme_profile": channel.acme_profile,
+    }
+    form = ChannelSslForm(
+        request.POST or None,
+        initial=initial,
+        channel=channel,
+        now=now,
+        profiles=offered.profiles if offered.known else None,
+    )
     if request.method == "POST" and form.is_valid():
         mode = form.cleaned_data["mode"]
         if report_deployment(
@@ -59,6 +74,7 @@ def channel_ssl(request, pk: int):
                 mode=mode,
                 certificate=form.cleaned_data["certificate"],
                 actor=request.user,
+                acme_profile=form.cleaned_data["acme_profile"],
             ),
         ):
             messages.success(request, f"SSL management of {channel.hostname} saved.")
@@ -73,7 +89,15 @@ def channel_ssl(request, pk: int):
     return render(
         request,
         "saleschannels/ssl.html",
-        {"channel": channel, "form": form, "can_manage": can_manage, "now": now},
+        {
+            "channel": channel,
+            "form": form,
+            "can_manage": can_manage,
+            "now": now,
+            "profiles_known": offered.known,
+            "profiles": sorted(offered.profiles.items()),
+            "profile_default": settings.ACME_PROFILE,
+        },
     )
 
 

@@ -368,6 +368,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "renew-due": {"task": "acme_client.tasks.renew_due", "schedule": CERTMGR_RENEW_INTERVAL},
+    # ARI (RFC 9773) of the certificates whose next ask is due: each is asked about twice a
+    # day (the CA's Retry-After, bounded to 1-24 h), whatever this interval (acme_client/ari.py).
+    "ari-refresh": {"task": "acme_client.tasks.ari_refresh", "schedule": CERTMGR_RENEW_INTERVAL},
     # Unverified hostnames whose next check is due (each backs off on its own, up to a day).
     "verify-due": {"task": "acme_client.tasks.verify_due", "schedule": 60.0},
     # Statuses that time changes: renewal due, expired.

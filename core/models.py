@@ -22,6 +22,10 @@ class AuditEvent(models.Model):
         CHANNEL_RENEWAL_FAILED = "channel.renewal_failed", "Certificate renewal failed"
         CHANNEL_RENEW_NOW = "channel.renew_now", "Renewal requested"
         CHANNEL_HOSTNAME_VERIFIED = "channel.hostname_verified", "Hostname ownership verified"
+        CHANNEL_RENEWAL_WINDOW_MOVED = (
+            "channel.renewal_window_moved",
+            "The CA moved the renewal window earlier (ARI)",
+        )
         INSTITUTION_NOTIFICATIONS = "institution.notifications", "Notification settings changed"
         CHANNEL_APPLE_PAY = "channel.apple_pay", "Apple Pay settings changed"
         REQUEST_CREATE = "certificate_request.create", "Key and CSR created"

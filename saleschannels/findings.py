@@ -75,6 +75,7 @@ class Reason(StrEnum):
     ACME_SERVER_INTERNAL = "acme_server_internal"
     ACME_REJECTED_IDENTIFIER = "acme_rejected_identifier"
     ACME_EXTERNAL_ACCOUNT = "acme_external_account"
+    ACME_INVALID_PROFILE = "acme_invalid_profile"
     ACME_UNREACHABLE = "acme_unreachable"
     ACME_TIMEOUT = "acme_timeout"
     ACME_BAD_CERTIFICATE = "acme_bad_certificate"
@@ -154,6 +155,9 @@ WORDS: dict[Reason, str] = {
     Reason.ACME_EXTERNAL_ACCOUNT: (
         "The CA ({ca}) requires an external account binding, and none is configured."
     ),
+    Reason.ACME_INVALID_PROFILE: (
+        "The CA ({ca}) does not offer the certificate profile the order asked for."
+    ),
     Reason.ACME_UNREACHABLE: "The CA ({ca}) could not be reached.",
     Reason.ACME_TIMEOUT: "The CA ({ca}) did not finish the order in time.",
     Reason.ACME_BAD_CERTIFICATE: (
@@ -216,6 +220,7 @@ ADVICE: dict[Reason, str] = {
     ),
     Reason.ACME_SERVER_INTERNAL: "Nothing to do: the platform tries again.",
     Reason.ACME_EXTERNAL_ACCOUNT: "Staff: set ACME_EAB_KID and ACME_EAB_HMAC_KEY.",
+    Reason.ACME_INVALID_PROFILE: "Choose one of the CA's profiles on SSL Management.",
     Reason.ACME_UNREACHABLE: "Nothing to do: the platform tries again.",
     Reason.ACME_TIMEOUT: "Nothing to do: the platform tries again.",
 }

@@ -13,6 +13,23 @@ from .selectors import certificate_unusable_reason, channel_certificate_choices
 from .services import HOSTNAME_TAKEN
 
 
+def hostname_allowed(value: str) -> str:
+    """The stored form of a hostname a channel may have (hostnames.hostname_normalize), not
+    one of the platform's own hosts or reserved domains (read at each call); else
+    HostnameError in plain words. The channel form and the CSV import (imports.py) both check
+    with it; whether another channel holds the name is theirs to ask."""
+    hostname = hostname_normalize(value)
+    reserved = hostname_reserved(
+        hostname, [*settings.CERTMGR_BACKOFFICE_HOSTS, *settings.CERTMGR_RESERVED_DOMAINS]
+    )
+    if reserved is not None:
+        raise HostnameError(
+            f"{hostname} is reserved for the platform ({reserved} and the names under it): "
+            "choose the shop's own hostname."
+        )
+    return hostname
+
+
 class ChannelForm(forms.Form):
     institution = forms.ModelChoiceField(queryset=Institution.objects.none(), empty_label=None)
     name = forms.CharField(max_length=200)
@@ -30,18 +47,9 @@ class ChannelForm(forms.Form):
 
     def clean_hostname(self) -> str:
         try:
-            hostname = hostname_normalize(self.cleaned_data["hostname"])
+            hostname = hostname_allowed(self.cleaned_data["hostname"])
         except HostnameError as error:
             raise forms.ValidationError(str(error)) from None
-        # The platform's own hosts and the reserved domains, read at each request.
-        reserved = hostname_reserved(
-            hostname, [*settings.CERTMGR_BACKOFFICE_HOSTS, *settings.CERTMGR_RESERVED_DOMAINS]
-        )
-        if reserved is not None:
-            raise forms.ValidationError(
-                f"{hostname} is reserved for the platform ({reserved} and the names under it): "
-                "choose the shop's own hostname."
-            )
         taken = SalesChannel.objects.filter(hostname=hostname)
         if self.channel is not None:
             taken = taken.exclude(pk=self.channel.pk)
@@ -53,19 +61,50 @@ class ChannelForm(forms.Form):
 
 
 class ChannelSslForm(forms.Form):
-    """SSL Management: managed by the platform, or a previously uploaded certificate."""
+    """SSL Management: managed by the platform, or a previously uploaded certificate.
+
+    For a managed channel, the ACME profile among `profiles`, those the CA's directory lists
+    (name -> description; None when the directory could not be read, then only the channel's
+    current profile or the default are accepted). Blank: the platform's default (ACME_PROFILE).
+    """
 
     mode = forms.ChoiceField(choices=SalesChannel.SslMode.choices, widget=forms.RadioSelect)
     certificate = forms.IntegerField(required=False, widget=forms.RadioSelect)
+    acme_profile = forms.CharField(required=False, max_length=64)
 
-    def __init__(self, *args, channel: SalesChannel, now, **kwargs):
+    def __init__(
+        self, *args, channel: SalesChannel, now, profiles: dict[str, str] | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.channel = channel
         self.now = now
+        self.profiles = profiles
         self.choices = channel_certificate_choices(channel, now)
         self.fields["certificate"].widget.choices = [
             (certificate.pk, certificate.name) for certificate in self.choices
         ]
+
+    def clean_acme_profile(self) -> str:
+        profile = self.cleaned_data.get("acme_profile", "").strip()
+        if self.data.get("mode") != SalesChannel.SslMode.MANAGED:
+            return self.channel.acme_profile  # only a managed channel orders; kept as it is
+        if not profile or profile in (self.profiles or {}):
+            return profile
+        if self.profiles is None and profile == self.channel.acme_profile:
+            return profile  # the CA could not be asked: what was chosen before stays
+        if self.profiles is None:
+            raise forms.ValidationError(
+                "The CA's profiles could not be read just now: try again in a minute."
+            )
+        if not self.profiles:
+            raise forms.ValidationError(
+                f"The CA offers no choice of profile: {profile!r} cannot be asked for."
+            )
+        raise forms.ValidationError(
+            f"The CA does not offer the profile {profile!r}: choose one of "
+            + ", ".join(sorted(self.profiles))
+            + "."
+        )
 
     def clean(self):
         cleaned = super().clean()

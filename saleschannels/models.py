@@ -202,6 +202,17 @@ class SalesChannel(models.Model):
     # conditional update so that two schedulers or workers never order twice for it.
     renewal_claim = models.CharField(max_length=36, blank=True)
     renewal_claimed_until = models.DateTimeField(null=True, blank=True)
+    # The ACME profile its orders ask for (https://datatracker.ietf.org/doc/draft-ietf-acme-
+    # profiles/), one the CA's directory lists; blank: settings.ACME_PROFILE.
+    acme_profile = models.CharField(max_length=64, blank=True)
+    # ACME Renewal Information (RFC 9773, https://www.rfc-editor.org/rfc/rfc9773) of the active
+    # certificate: when it was last asked, when to ask again (its Retry-After, bounded), the
+    # window it suggested, and when the CA last moved that window earlier than planned.
+    ari_checked_at = models.DateTimeField(null=True, blank=True)
+    ari_next_check_at = models.DateTimeField(null=True, blank=True)
+    ari_window_start = models.DateTimeField(null=True, blank=True)
+    ari_window_end = models.DateTimeField(null=True, blank=True)
+    ari_window_moved_at = models.DateTimeField(null=True, blank=True)
 
     # Proof of ownership (README, "Onboarding a hostname"): no ACME order and no Apple Pay file
     # for the hostname until it is verified. Checks back off (verification_next_check_at).
@@ -234,6 +245,7 @@ class SalesChannel(models.Model):
         indexes = [
             models.Index(fields=["probe_status"], name="channel_probe_status"),
             models.Index(fields=["ssl_mode", "renewal_due_at"], name="channel_renewal_due"),
+            models.Index(fields=["ssl_mode", "ari_next_check_at"], name="channel_ari_due"),
             models.Index(fields=["renewal_failures"], name="channel_renewal_failures"),
             models.Index(fields=["status"], name="channel_status"),
             models.Index(

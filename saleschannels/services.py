@@ -81,10 +81,21 @@ def probe_after_deploy(channel: SalesChannel) -> None:
     transaction.on_commit(queue)
 
 
-def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChannel:
-    """Create a channel; HostnameTaken when another channel holds the hostname by now."""
+def channel_create(
+    *, institution, name: str, hostname: str, actor, ssl_mode: str = SalesChannel.SslMode.NONE
+) -> SalesChannel:
+    """Create a channel; HostnameTaken when another channel holds the hostname by now.
+
+    `ssl_mode` may be managed (the CSV import): a new channel has nothing on the edge and an
+    unverified hostname, so choosing managed on its SSL page would only store the mode, which
+    this does, with the status that follows (unverified)."""
+    if ssl_mode not in (SalesChannel.SslMode.NONE, SalesChannel.SslMode.MANAGED):
+        raise ValueError("a new channel has no certificate to serve in uploaded mode")
     with _hostname_claim(hostname), transaction.atomic():
-        channel = SalesChannel.objects.create(institution=institution, name=name, hostname=hostname)
+        channel = SalesChannel.objects.create(
+            institution=institution, name=name, hostname=hostname, ssl_mode=ssl_mode
+        )
+        status_settle(channel)
         audit(
             logger,
             "channel_created",
@@ -93,7 +104,7 @@ def channel_create(*, institution, name: str, hostname: str, actor) -> SalesChan
             actor=actor,
             action=AuditEvent.Action.CHANNEL_CREATE,
             target=channel,
-            details={"hostname": hostname},
+            details={"hostname": hostname, "ssl_mode": ssl_mode},
             channel_id=channel.pk,
             institution_id=institution.pk,
             hostname=hostname,

@@ -16,24 +16,36 @@ Contract:
   certificate URL made through the proxy points at the proxy. Any URL of Pebble's own address
   left in a body or a header (Location, Link) is rewritten to the proxy's all the same. When
   Pebble does not answer, the proxy answers 502 (text/plain), like a load balancer.
-* ``fail_next(path_contains, status, body, retry_after=None, times=1, method=None)``: the next
-  `times` requests whose path contains `path_contains` (and whose method is `method`, when
-  given) are not forwarded; they get `status` with `body` as application/problem+json, a
+* ``fail_next(path_contains, status, body, retry_after=None, times=1, method=None,
+  payload_has=None)``: the next `times` requests whose path contains `path_contains` (and
+  whose method is `method`, and whose JWS payload has the member `payload_has`, when given)
+  are not forwarded; they get `status` with `body` as application/problem+json, a
   ``Retry-After: <seconds>`` header when `retry_after` is given, and for a POST a fresh
   ``Replay-Nonce`` from Pebble (RFC 8555 §6.5 asks servers to send one with errors too).
-  Faults are consumed in the order they were added.
+  Faults are consumed in the order they were added. ``payload_has="replaces"`` is how a CA
+  refusing RFC 9773's `replaces` (e.g. ``alreadyReplaced``) is played.
 * ``renewal_info(start=..., end=..., retry_after=None)`` turns on ARI (RFC 9773): the directory
   advertises ``"renewalInfo": "<proxy>/renewal-info"`` and ``GET /renewal-info/<cert-id>``
   answers ``{"suggestedWindow": {"start": ..., "end": ...}}`` (RFC 3339, UTC) for any
   certificate, with ``Retry-After`` when given. RFC 9773 has clients append "/<cert-id>" to
   the advertised URL, so it has no trailing slash; a doubled slash is accepted as well.
   ``renewal_info_off()`` turns it off again (the path then goes to Pebble: 404).
+  ``renewal_info_asked`` lists the certificate identifiers asked for, in order.
+* ``profiles({name: description})`` makes the directory list them in ``meta.profiles``
+  (https://datatracker.ietf.org/doc/draft-ietf-acme-profiles/; Pebble 2.4 lists none), and a
+  newOrder asking for a profile not listed is refused as Let's Encrypt refuses it (400,
+  ``invalidProfile``). ``profiles(None)`` turns it off. Pebble 2.4 ignores a newOrder's
+  ``profile`` and ``replaces`` members (Go's JSON decoder skips unknown ones).
+* ``new_orders``: the JWS payload (decoded JSON) of every newOrder POST, in order, refused
+  ones included: what the CA received, ``profile`` and ``replaces`` included. The newOrder
+  URL is learnt from the directory as it passes through.
 * ``requests``: (method, path, status) of every request answered, in order, faults included.
   ``url``, ``directory_url``, ``ca_bundle`` and ``log_path`` say where it is.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import ssl
@@ -91,6 +103,7 @@ class Fault:
     retry_after: int | None
     remaining: int
     method: str | None = None
+    payload_has: str | None = None
 
 
 @dataclass
@@ -111,8 +124,12 @@ class AcmeFaultProxy:
     upstream_ca_bundle: Path
     upstream_directory_path: str
     requests: list[tuple[str, str, int]] = field(default_factory=list)
+    new_orders: list[dict] = field(default_factory=list)
+    renewal_info_asked: list[str] = field(default_factory=list)
     _faults: list[Fault] = field(default_factory=list, repr=False)
     _renewal: RenewalWindow | None = field(default=None, repr=False)
+    _profiles: dict[str, str] | None = field(default=None, repr=False)
+    _new_order_path: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -133,6 +150,7 @@ class AcmeFaultProxy:
         retry_after: int | None = None,
         times: int = 1,
         method: str | None = None,
+        payload_has: str | None = None,
     ) -> None:
         """Answer the next `times` matching requests with `status` and problem `body`."""
         with self._lock:
@@ -144,6 +162,7 @@ class AcmeFaultProxy:
                     retry_after=retry_after,
                     remaining=times,
                     method=method.upper() if method else None,
+                    payload_has=payload_has,
                 )
             )
 
@@ -165,9 +184,20 @@ class AcmeFaultProxy:
         with self._lock:
             self._renewal = None
 
-    def _fault_take(self, method: str, path: str) -> Fault | None:
+    def profiles(self, profiles: dict[str, str] | None) -> None:
+        """List `profiles` (name -> description) in the directory's meta.profiles."""
+        with self._lock:
+            self._profiles = dict(profiles) if profiles is not None else None
+
+    def _profiles_listed(self) -> dict[str, str] | None:
+        with self._lock:
+            return self._profiles
+
+    def _fault_take(self, method: str, path: str, payload: dict | None) -> Fault | None:
         with self._lock:
             for fault in self._faults:
+                if fault.payload_has is not None and fault.payload_has not in (payload or {}):
+                    continue
                 if fault.path_contains in path and fault.method in (None, method):
                     fault.remaining -= 1
                     if fault.remaining == 0:
@@ -178,6 +208,20 @@ class AcmeFaultProxy:
     def _renewal_window(self) -> RenewalWindow | None:
         with self._lock:
             return self._renewal
+
+    def _new_order_seen(self, path: str, payload: dict | None) -> bool:
+        """Whether this POST is a newOrder; if so its payload is recorded."""
+        with self._lock:
+            if self._new_order_path is None or path != self._new_order_path:
+                return False
+            self.new_orders.append(payload or {})
+            return True
+
+    def _directory_seen(self, directory: dict) -> None:
+        new_order = directory.get("newOrder")
+        if isinstance(new_order, str):
+            with self._lock:
+                self._new_order_path = urllib.parse.urlsplit(new_order).path
 
     def _record(self, method: str, path: str, status: int) -> None:
         with self._lock:
@@ -269,8 +313,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         method, path = self.command, self.path
+        payload = _jws_payload(body) if method == "POST" else None
+        new_order = method == "POST" and self.proxy._new_order_seen(path, payload)
 
-        fault = self.proxy._fault_take(method, path)
+        fault = self.proxy._fault_take(method, path, payload)
+        if fault is None and new_order:
+            fault = self._profile_refusal(payload)
         if fault is not None:
             headers = [("Content-Type", "application/problem+json")]
             if fault.retry_after is not None:
@@ -284,6 +332,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
         window = self.proxy._renewal_window()
         if window is not None and path.startswith(RENEWAL_INFO_PATH + "/") and method == "GET":
+            with self.proxy._lock:
+                self.proxy.renewal_info_asked.append(path.rsplit("/", 1)[-1])
             self._renewal_info_reply(window)
             return
 
@@ -294,16 +344,37 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 502, [("Content-Type", "text/plain")], f"upstream unreachable: {error}\n".encode()
             )
             return
-        if (
-            window is not None
-            and method == "GET"
-            and path == self.proxy.upstream_directory_path
-            and status == 200
-        ):
-            directory = json.loads(answer)
-            directory["renewalInfo"] = self.proxy.url + RENEWAL_INFO_PATH
-            answer = json.dumps(directory, indent=3).encode()
+        if method == "GET" and path == self.proxy.upstream_directory_path and status == 200:
+            answer = self._directory_rewrite(json.loads(answer), window)
         self._reply(status, headers, answer)
+
+    def _directory_rewrite(self, directory: dict, window: RenewalWindow | None) -> bytes:
+        """The directory as the programmed CA has it: renewalInfo, meta.profiles."""
+        self.proxy._directory_seen(directory)
+        if window is not None:
+            directory["renewalInfo"] = self.proxy.url + RENEWAL_INFO_PATH
+        profiles = self.proxy._profiles_listed()
+        if profiles is not None:
+            directory.setdefault("meta", {})["profiles"] = profiles
+        return json.dumps(directory, indent=3).encode()
+
+    def _profile_refusal(self, payload: dict | None) -> Fault | None:
+        """A newOrder asking for a profile the directory does not list, refused as Let's
+        Encrypt refuses it (when profiles are listed at all)."""
+        profiles = self.proxy._profiles_listed()
+        asked = (payload or {}).get("profile")
+        if profiles is None or not asked or asked in profiles:
+            return None
+        return Fault(
+            path_contains="",
+            status=400,
+            body={
+                "type": "urn:ietf:params:acme:error:invalidProfile",
+                "detail": f"profile {asked!r} is not offered",
+            },
+            retry_after=None,
+            remaining=1,
+        )
 
     def _renewal_info_reply(self, window: RenewalWindow) -> None:
         document = {
@@ -376,6 +447,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
+
+
+def _jws_payload(body: bytes) -> dict | None:
+    """The JSON payload of a flattened JWS request body (RFC 8555 §6.2), or None (POST-as-GET,
+    anything unreadable)."""
+    try:
+        encoded = json.loads(body)["payload"]
+        if not encoded:
+            return None
+        decoded = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def _rfc3339(moment: datetime) -> str:

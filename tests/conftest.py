@@ -11,8 +11,10 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
+from acme_client import profiles
 from certificates import services
 from certificates.bundle import certificate_bundle_parse
 from certificates.models import Certificate
@@ -95,6 +97,14 @@ def _test_settings(settings, tmp_path):
     test deploys to an edge folder of its own."""
     settings.CERTMGR_BACKOFFICE_HOSTS = [*settings.CERTMGR_BACKOFFICE_HOSTS, "testserver"]
     settings.CERTMGR_EDGE_DIR = tmp_path / "edge"
+    # The SSL page reads the CA's directory for its profiles (acme_client/profiles.py): a
+    # test never asks the public CA of the default setting; it is "could not be read" unless
+    # the test points ACME_DIRECTORY_URL at Pebble.
+    cache.set(
+        profiles._cache_key(settings.ACME_DIRECTORY_URL),
+        {"known": False, "profiles": {}},
+        None,
+    )
 
 
 @pytest.fixture(scope="session")
