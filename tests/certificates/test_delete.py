@@ -41,6 +41,8 @@ def apple_pay_shop(institution, actor, hostname=SHOP, proof=None):
     channel = channel_services.channel_create(
         institution=institution, name=f"Shop {hostname}", hostname=hostname, actor=actor
     )
+    # The file is served on a verified hostname only (README, "Onboarding a hostname").
+    channel_services.channel_hostname_verified_mark(channel=channel, method="txt", actor=None)
     return channel_services.channel_set_apple_pay(
         channel=channel, enabled=True, identity_proof=proof, actor=actor
     )

@@ -47,6 +47,7 @@ def test_the_two_last_proofs_deleted_at_once_leave_one_served(acme, alice, monke
     channel = channel_services.channel_create(
         institution=acme, name="Shop", hostname=SHOP, actor=alice
     )
+    channel_services.channel_hostname_verified_mark(channel=channel, method="txt", actor=None)
     channel_services.channel_set_apple_pay(
         channel=channel, enabled=True, identity_proof=None, actor=alice
     )
