@@ -5,7 +5,7 @@ import ipaddress
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from onboarding.dns import resolver_make
+from onboarding.resolving import resolver
 
 
 @register()
@@ -46,7 +46,7 @@ def onboarding_settings_check(app_configs, **kwargs) -> list[Error]:
                 )
             )
     try:
-        resolver_make(settings.CERTMGR_DNS_RESOLVERS, settings.CERTMGR_DNS_TIMEOUT)
+        resolver()
     except ValueError as error:
         errors.append(
             Error(

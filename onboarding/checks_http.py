@@ -24,8 +24,9 @@ from core.addresses import address_is_public
 from saleschannels.findings import Check, Finding
 from saleschannels.models import VERIFICATION_HTTP_PREFIX
 
-from .dns import addresses_lookup, edge_check, resolver_make
+from .dns import addresses_lookup, edge_check
 from .http import LookupFailed, ca_fetch
+from .resolving import resolver
 
 ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 
@@ -71,8 +72,7 @@ def addresses_resolve(name: str) -> list[str]:
     A failure raises LookupFailed with the DNS finding's reason and parameters, the
     platform's edge among them for the advice (onboarding/dns.py's edge_check).
     """
-    resolver = resolver_make(settings.CERTMGR_DNS_RESOLVERS, settings.CERTMGR_DNS_TIMEOUT)
-    answer = addresses_lookup(resolver, name)
+    answer = addresses_lookup(resolver(), name)
     if answer.failure is None:
         return list(answer.addresses)
     finding = edge_check(
@@ -109,5 +109,4 @@ def _edge_cname_addresses() -> list[str]:
     """The addresses of CERTMGR_EDGE_CNAME, looked up when a non-public address is met."""
     if not settings.CERTMGR_EDGE_CNAME:
         return []
-    resolver = resolver_make(settings.CERTMGR_DNS_RESOLVERS, settings.CERTMGR_DNS_TIMEOUT)
-    return list(addresses_lookup(resolver, settings.CERTMGR_EDGE_CNAME).addresses)
+    return list(addresses_lookup(resolver(), settings.CERTMGR_EDGE_CNAME).addresses)

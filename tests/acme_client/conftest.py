@@ -1,4 +1,5 @@
-"""Fixtures of the ACME tests that run no DNS server: a pre-flight that passes.
+"""Fixtures of the ACME tests: the fault proxy in front of Pebble, and, for the tests that run
+no DNS server, a pre-flight that passes.
 
 Tests that run a real Pebble run the real pre-flight (acme_client/preflight.py) against its
 DNS server, pebble-challtestsrv (tests/conftest.py's `pebble` fixture points the app at it);
@@ -9,6 +10,7 @@ import pytest
 
 from acme_client import preflight
 from saleschannels.findings import Check, Finding, Reason
+from tests.acme_fault_proxy import acme_fault_proxy_run
 
 
 @pytest.fixture
@@ -33,3 +35,12 @@ def preflight_passes(monkeypatch):
 
     monkeypatch.setattr(preflight, "channel_preflight", passing)
     return checked
+
+
+@pytest.fixture
+def proxy(pebble, tmp_path, settings):
+    """tests/acme_fault_proxy.py in front of Pebble, and the app pointed at it."""
+    with acme_fault_proxy_run(upstream=pebble, workdir=tmp_path / "proxy") as server:
+        settings.ACME_DIRECTORY_URL = server.directory_url
+        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
+        yield server

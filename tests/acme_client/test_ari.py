@@ -25,7 +25,7 @@ from acme_client.models import AcmeOrder
 from certmgr.celery import app
 from core.models import AuditEvent
 from saleschannels.models import SalesChannel
-from tests.acme_fault_proxy import acme_fault_proxy_run
+from tests.acme_client.issuing import issue
 
 ALREADY_REPLACED = {
     "type": "urn:ietf:params:acme:error:alreadyReplaced",
@@ -34,22 +34,8 @@ ALREADY_REPLACED = {
 
 
 @pytest.fixture
-def proxy(pebble, tmp_path, settings):
-    with acme_fault_proxy_run(upstream=pebble, workdir=tmp_path / "proxy") as server:
-        settings.ACME_DIRECTORY_URL = server.directory_url
-        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
-        yield server
-
-
-@pytest.fixture
 def channel(acme, make_verified_channel):
     return make_verified_channel(acme, name="Main", hostname="shop.acme.test", ssl_mode="managed")
-
-
-def issue(channel):
-    claim = services.channel_issuance_claim(channel_id=channel.pk)
-    assert claim is not None
-    return services.channel_certificate_issue(channel_id=channel.pk, claim=claim)
 
 
 def ari_id(certificate_pem: str) -> str:

@@ -9,11 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from acme_client import services
 from acme_client.models import AcmeOrder
 from saleschannels.findings import Check, Finding, Reason
 from saleschannels.models import ChannelStatus
-from tests.acme_fault_proxy import acme_fault_proxy_run
+from tests.acme_client.issuing import issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,21 +28,8 @@ SERVER_ERROR = {"type": "urn:ietf:params:acme:error:serverInternal", "detail": "
 
 
 @pytest.fixture
-def proxy(pebble, tmp_path, settings):
-    with acme_fault_proxy_run(upstream=pebble, workdir=tmp_path / "proxy") as server:
-        settings.ACME_DIRECTORY_URL = server.directory_url
-        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
-        yield server
-
-
-@pytest.fixture
 def channel(acme, make_verified_channel):
     return make_verified_channel(acme, name="Main", hostname="shop.acme.test", ssl_mode="managed")
-
-
-def issue(channel):
-    claim = services.channel_issuance_claim(channel_id=channel.pk)
-    return services.channel_certificate_issue(channel_id=channel.pk, claim=claim)
 
 
 def statuses(proxy, path: str) -> list[int]:

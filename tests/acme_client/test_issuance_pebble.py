@@ -14,6 +14,7 @@ from saleschannels.edge import edge_channel_deploy as edge_deploy
 from saleschannels.findings import Check, Finding, Reason
 from saleschannels.models import ChannelStatus, SalesChannel
 from saleschannels.probe import certificate_fingerprint
+from tests.acme_client.issuing import issue
 from tests.nginx import served_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,12 +24,6 @@ HOSTNAME = "shop.acme.test"
 
 def served_fingerprint(nginx) -> str:
     return certificate_fingerprint(served_certificate(nginx.address, HOSTNAME))
-
-
-def issue(channel) -> Certificate | None:
-    claim = services.channel_issuance_claim(channel_id=channel.pk)
-    assert claim
-    return services.channel_certificate_issue(channel_id=channel.pk, claim=claim)
 
 
 def ca_failure(reason: Reason) -> Finding:

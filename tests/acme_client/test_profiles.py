@@ -20,6 +20,7 @@ from acme_client.models import AcmeOrder
 from certificates.renewal import renewal_due_at
 from core.models import AuditEvent
 from saleschannels.models import SalesChannel
+from tests.acme_client.issuing import issue
 from tests.acme_fault_proxy import acme_fault_proxy_run
 from tests.pebble import pebble_run
 
@@ -39,14 +40,6 @@ def _profiles_forgotten():
 
 
 @pytest.fixture
-def proxy(pebble, tmp_path, settings):
-    with acme_fault_proxy_run(upstream=pebble, workdir=tmp_path / "proxy") as server:
-        settings.ACME_DIRECTORY_URL = server.directory_url
-        settings.ACME_CA_BUNDLE = str(server.ca_bundle)
-        yield server
-
-
-@pytest.fixture
 def managed(acme, make_verified_channel):
     return make_verified_channel(acme, name="Main", hostname="shop.acme.test", ssl_mode="managed")
 
@@ -58,12 +51,6 @@ def unmanaged(acme, make_verified_channel):
 
 def ssl_page(client, channel) -> str:
     return client.get(reverse("channel_ssl", args=[channel.pk])).content.decode()
-
-
-def issue(channel):
-    claim = services.channel_issuance_claim(channel_id=channel.pk)
-    assert claim is not None
-    return services.channel_certificate_issue(channel_id=channel.pk, claim=claim)
 
 
 def test_short_lived_certificates_renew_at_half_their_life():

@@ -33,6 +33,7 @@ from monitoring import delivery, digests, findings, staff_summary, webhooks
 from monitoring.delivery import expiry_check
 from monitoring.models import Notification
 from saleschannels.models import ProbeFailure, ProbeStatus, SalesChannel
+from tests.monitoring.webhook_server import WebhookServer
 
 pytestmark = pytest.mark.django_db
 
@@ -558,42 +559,6 @@ def test_many_channels_in_trouble_are_recorded_in_batches(acme, monkeypatch):
 
 
 # --- webhooks -------------------------------------------------------------------------------
-
-
-class WebhookServer:
-    """A local HTTP server answering POSTs with the next status of `statuses` (the last one
-    repeats) and keeping each request body."""
-
-    def __init__(self, statuses=(200,)):
-        self.statuses = list(statuses)
-        self.bodies = []
-        self.requests = []  # (path, headers)
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers["Content-Length"])
-                owner.bodies.append(json.loads(self.rfile.read(length)))
-                owner.requests.append((self.path, self.headers))
-                status = owner.statuses.pop(0) if len(owner.statuses) > 1 else owner.statuses[0]
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/T000/secret"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(autouse=True)

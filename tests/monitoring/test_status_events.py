@@ -5,52 +5,20 @@ by a real HTTP server in a thread. Celery runs the task in the test's process
 
 import json
 import logging
-import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from monitoring import status_events, tasks, webhooks
 from saleschannels.models import SalesChannel
 from saleschannels.status import status_set
+from tests.monitoring.webhook_server import WebhookServer
 
 pytestmark = pytest.mark.django_db
 
 RAW_ERROR = "urn:ietf:params:acme:error:connection: 203.0.113.9:80: Connection refused (raw)"
 CONNECTION_WORDS = "The CA (Pebble (test CA)) could not connect to the hostname to validate it."
 CONNECTION_ADVICE = "Check that port 80 of the hostname reaches the platform's edge."
-
-
-class Hook:
-    """A local HTTP server keeping each POSTed JSON body, answering `status`."""
-
-    def __init__(self, status: int = 200):
-        self.bodies = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers["Content-Length"])
-                owner.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/T000/secret"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +65,7 @@ def renewal_fails(channel, django_capture_on_commit_callbacks) -> bool:
 def test_a_status_change_posts_an_event_with_the_status_in_words(
     acme, shop, eager, django_capture_on_commit_callbacks
 ):
-    with Hook() as hook:
+    with WebhookServer() as hook:
         acme.webhook_url = hook.url
         acme.save()
         assert renewal_fails(shop, django_capture_on_commit_callbacks)
@@ -127,7 +95,7 @@ def test_a_status_change_posts_an_event_with_the_status_in_words(
 def test_the_event_never_carries_the_raw_error(
     acme, shop, eager, django_capture_on_commit_callbacks
 ):
-    with Hook() as hook:
+    with WebhookServer() as hook:
         acme.webhook_url = hook.url
         acme.save()
         renewal_fails(shop, django_capture_on_commit_callbacks)
@@ -138,7 +106,7 @@ def test_the_event_never_carries_the_raw_error(
 
 
 def test_only_a_change_is_an_event(acme, shop, eager, django_capture_on_commit_callbacks):
-    with Hook() as hook:
+    with WebhookServer() as hook:
         acme.webhook_url = hook.url
         acme.save()
         renewal_fails(shop, django_capture_on_commit_callbacks)
@@ -197,7 +165,10 @@ def test_a_broker_that_cannot_take_the_event_fails_no_status_change(
 def test_a_failed_delivery_is_logged_once_and_not_retried_by_celery(
     acme, shop, eager, caplog, django_capture_on_commit_callbacks
 ):
-    with Hook(status=500) as hook, caplog.at_level(logging.WARNING, logger="monitoring.tasks"):
+    with (
+        WebhookServer(statuses=[500]) as hook,
+        caplog.at_level(logging.WARNING, logger="monitoring.tasks"),
+    ):
         acme.webhook_url = hook.url
         acme.save()
         renewal_fails(shop, django_capture_on_commit_callbacks)
