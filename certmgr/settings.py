@@ -14,6 +14,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import Queue
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -362,6 +363,19 @@ if CELERY_BROKER_URL == "filesystem://":
         data_folder_out=str(_broker_dir / "out"),
         processed_folder=str(_broker_dir / "processed"),
     )
+# Two queues: "celery" for everything but issuance, "acme" for the ACME orders, which wait on
+# the CA and the network, not the CPU. `manage.py acme_worker` consumes "acme" with a thread
+# pool of CERTMGR_ACME_CONCURRENCY orders at once in one process (README, "Workers and
+# concurrency"); a worker started without --queues (tests, a one-process setup) takes both.
+CERTMGR_ACME_CONCURRENCY = env.int("CERTMGR_ACME_CONCURRENCY", default=16)
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue("acme", routing_key="acme"),
+)
+CELERY_TASK_ROUTES = {
+    "acme_client.tasks.issue_certificate": {"queue": "acme", "routing_key": "acme"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -17,6 +17,9 @@ Contract:
   SIGTERM (warm shutdown: running tasks finish), SIGKILL to the whole group after
   ``STOP_TIMEOUT``, and waited for.
 * A worker that is not ready within ``START_TIMEOUT`` raises RuntimeError with the log tail.
+* ``acme_worker_run(env=..., workdir=..., concurrency=None)`` is the same for ``manage.py
+  acme_worker`` (the "acme" queue, Celery's thread pool: one process, no pool children);
+  `concurrency` overrides CERTMGR_ACME_CONCURRENCY.
 
 What the caller passes in `env` (the worker is another process: it shares nothing but what
 the environment points at):
@@ -232,6 +235,41 @@ def celery_worker_run(
         log_path=workdir / "celery-worker.log",
         command=command,
         # Unbuffered, so the log shows "ready" (and a crash's last words) at once.
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+    )
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@contextmanager
+def acme_worker_run(
+    *, env: dict[str, str], workdir: Path, concurrency: int | None = None
+) -> Iterator[CeleryWorker]:
+    """Start `manage.py acme_worker` (the "acme" queue on a thread pool of
+    CERTMGR_ACME_CONCURRENCY, or `concurrency`, threads), yield it once ready, stop it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    hostname = f"certmgr-acme-{uuid.uuid4().hex[:8]}@127.0.0.1"
+    command = [
+        sys.executable,
+        "manage.py",
+        "acme_worker",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        hostname,
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if concurrency is not None:
+        command += ["--concurrency", str(concurrency)]
+    worker = CeleryWorker(
+        hostname=hostname,
+        workdir=workdir,
+        log_path=workdir / "acme-worker.log",
+        command=command,
         env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
     )
     worker.start()
