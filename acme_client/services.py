@@ -22,6 +22,7 @@ with order_id, channel_id and institution_id as fields.
 """
 
 import logging
+import threading
 import uuid
 from datetime import datetime, timedelta
 
@@ -102,12 +103,22 @@ def channels_due(now: datetime):
     )
 
 
+# Each worker thread keeps its ACME client between orders: the directory, the nonce it was
+# last given and the HTTPS connection to the CA are used again instead of fetched anew for every
+# order (manage.py acme_worker runs many threads, each a long series of orders).
+_clients = threading.local()
+CLIENT_REUSE = timedelta(minutes=10)
+
+
 def account_client(*, deadline: datetime):
     """An ACME client for the configured directory, registering the account on first use.
 
     The account key is stored first (one row per directory, unique), so that workers starting
     at the same moment all use the same key: registering a key twice gives back the same
     account, and the CA sees one registration, not one per worker.
+
+    The client is kept by the calling thread for CLIENT_REUSE and used again while the
+    directory, the CA bundle and the account (its key, as stored) are the same.
     """
     directory_url = settings.ACME_DIRECTORY_URL
     account, _ = AcmeAccount.objects.get_or_create(
@@ -119,6 +130,11 @@ def account_client(*, deadline: datetime):
             "contact_email": settings.ACME_CONTACT_EMAIL,
         },
     )
+    identity = (directory_url, settings.ACME_CA_BUNDLE, account.pk, account.key_encrypted)
+    kept = getattr(_clients, "kept", None)
+    now = timezone.now()
+    if account.uri and kept is not None and kept[0] == identity and now < kept[1]:
+        return kept[2]
     acme = protocol.client_open(
         directory_url=directory_url,
         account_key=protocol.account_key_load(encryption.decrypt(account.key_encrypted)),
@@ -135,6 +151,7 @@ def account_client(*, deadline: datetime):
             deadline=deadline,
         )
         AcmeAccount.objects.filter(pk=account.pk).update(uri=uri)
+    _clients.kept = (identity, now + CLIENT_REUSE, acme)
     return acme
 
 

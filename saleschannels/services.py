@@ -43,10 +43,11 @@ class HostnameTaken(Exception):
         super().__init__(HOSTNAME_TAKEN)
 
 
-def _deploy(channel: SalesChannel) -> None:
+def _deploy(channel: SalesChannel, *, probe: bool = True) -> None:
     try:
         edge.edge_channel_deploy(channel)
-        probe_after_deploy(channel)
+        if probe:
+            probe_after_deploy(channel)
     except (OSError, InvalidToken) as error:  # disk trouble, or a key under a removed key
         logger.error(
             "edge deployment failed for channel %s (%s): %s", channel.pk, channel.hostname, error
@@ -305,7 +306,12 @@ def channel_set_ssl_mode(
             previous_certificate_id=previous["certificate"],
         )
         status_settle(channel)
-    _deploy(channel)
+    # A managed channel with nothing issued yet serves nothing: a probe could only fail (the
+    # issuance probes what it deploys).
+    _deploy(
+        channel,
+        probe=not (mode == SalesChannel.SslMode.MANAGED and channel.active_certificate_id is None),
+    )
     return channel
 
 

@@ -130,8 +130,8 @@ def test_switching_to_managed_orders_nothing_when_a_scheduler_got_the_certificat
     deploy = channel_services._deploy
     by_scheduler = []
 
-    def deploy_while_a_scheduler_issues(channel):
-        deploy(channel)
+    def deploy_while_a_scheduler_issues(channel, **options):
+        deploy(channel, **options)
         by_scheduler.extend(queued_by(1))
         # What the worker's switch does once the certificate is stored: claim released,
         # next renewal far ahead.
