@@ -73,6 +73,7 @@ bench: install
 	scripts/with-postgres $(PY) bench/expiry.py
 	$(PY) bench/issuance.py
 	$(PY) bench/import_channels.py
+	$(PY) bench/handshake_window.py
 
 lint: install
 	$(VENV)/bin/ruff check .

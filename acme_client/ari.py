@@ -3,7 +3,7 @@ certificates (README, "Managed certificates at scale").
 
 - Right after an issuance the new certificate's RenewalInfo is asked for (section 4.3) and the
   renewal is planned at a random moment of the window it suggests (section 4.2); without ARI,
-  by the certificate's lifetime (certificates.renewal.renewal_due_at).
+  by a random moment of the lifetime's window (certificates.renewal.renewal_due_at).
 - Then it is asked again when the CA's Retry-After says (section 4.3), bounded to
   [ARI_MIN_INTERVAL, ARI_MAX_INTERVAL], ARI_DEFAULT_INTERVAL when the CA sends none: about
   twice a day per certificate, by the `ari_refresh` beat task, never by `renew_due`. Each ask
@@ -19,6 +19,8 @@ certificates (README, "Managed certificates at scale").
 from __future__ import annotations
 
 import logging
+import random as random_module
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import requests
@@ -83,13 +85,20 @@ def replaces_for(channel: SalesChannel, acme) -> str:
 
 
 def issuance_plan(
-    acme, *, certificate_pem: str, not_before: datetime, not_after: datetime, now: datetime
+    acme,
+    *,
+    certificate_pem: str,
+    not_before: datetime,
+    not_after: datetime,
+    now: datetime,
+    random: Callable[[], float] = random_module.random,
 ) -> dict:
     """The channel fields after an issuance: when to renew the new certificate, and what ARI
     said of it (asked at once, RFC 9773 section 4.3). An ARI that fails changes nothing but
-    the plan (the lifetime rule) and is asked again after ARI_MIN_INTERVAL."""
+    the plan (the lifetime rule: a random moment of its window, `random` drawing it) and is
+    asked again after ARI_MIN_INTERVAL."""
     plan = {
-        "renewal_due_at": renewal_due_at(not_before=not_before, not_after=not_after),
+        "renewal_due_at": renewal_due_at(not_before=not_before, not_after=not_after, random=random),
         "ari_checked_at": None,
         "ari_next_check_at": now + ARI_DEFAULT_INTERVAL,
         "ari_window_start": None,
@@ -113,6 +122,7 @@ def issuance_plan(
             not_before=not_before,
             not_after=not_after,
             suggested=window.random_time(not_before=now),
+            random=random,
         ),
         ari_checked_at=now,
         ari_next_check_at=now + ari_interval(window.retry_after),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -90,6 +90,17 @@ def _http01_self_check(hostname: str) -> Finding:
         challenge_withdraw(token=token)
 
 
+def failure_wait(channel: SalesChannel, failures: int, *, now: datetime) -> timedelta:
+    """The backoff after `failures` in a row, capped by the lifetime and the time left of the
+    certificate the channel serves meanwhile (certificates/renewal.py)."""
+    active = channel.active_certificate
+    if active is None:
+        return failure_backoff(failures)
+    return failure_backoff(
+        failures, not_before=active.not_before, not_after=active.expires_at, now=now
+    )
+
+
 def preflight_pass(channel: SalesChannel, *, claim: str, now: datetime | None = None) -> bool:
     """Run the checks for a claimed channel about to be ordered for. When one fails, the
     channel waits (status waiting_dns / waiting_caa / waiting_http with the finding), the
@@ -107,7 +118,7 @@ def preflight_pass(channel: SalesChannel, *, claim: str, now: datetime | None = 
         channel.checks_failures = 0
         return True
     failures = channel.checks_failures + 1
-    next_attempt = now + failure_backoff(failures)
+    next_attempt = now + failure_wait(channel, failures, now=now)
     SalesChannel.objects.filter(pk=channel.pk, renewal_claim=claim).update(
         checks=channel.checks,
         checks_failures=failures,

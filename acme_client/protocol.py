@@ -285,7 +285,7 @@ def account_register(
 
 
 def certificate_key_generate(key_type: str = "ec256") -> bytes:
-    """A fresh private key for one certificate, as PKCS#8 PEM (never reuse keys across orders)."""
+    """A fresh private key for one certificate, as PKCS#8 PEM (kept across renewals: keys.py)."""
     if key_type == "rsa2048":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     elif key_type == "ec256":

@@ -4,7 +4,8 @@ The workflow of one issuance (`channel_certificate_issue`), in this order:
 
 1. the caller holds the channel's claim (`channel_issuance_claim`, a conditional update);
 2. order -> HTTP-01 (challenge stored in the database, answered by any web process) ->
-   finalize -> download, with a new key per certificate; the order asks for the channel's
+   finalize -> download, with the previous managed certificate's key when the operator allows
+   it (ACME_REUSE_KEY, acme_client/keys.py), else a new one; the order asks for the channel's
    profile (else ACME_PROFILE) and a renewal names the certificate it replaces (RFC 9773
    section 5, acme_client/ari.py), the renewal being planned from ARI or the lifetime;
 3. the certificate is checked like an upload and stored as a managed Certificate that
@@ -33,7 +34,6 @@ from django.utils import timezone
 
 from certificates.bundle import certificate_bundle_parse
 from certificates.models import Certificate
-from certificates.renewal import failure_backoff
 from certificates.services import certificate_upload
 from core import encryption
 from core.audit import audit_record, event_log
@@ -45,8 +45,9 @@ from saleschannels.status import status_set, status_settle
 
 from . import ari, protocol
 from .challenges import challenge_publish, challenge_withdraw
+from .keys import certificate_key_for
 from .models import AcmeAccount, AcmeOrder
-from .preflight import preflight_pass
+from .preflight import failure_wait, preflight_pass
 from .problems import BAD_CERTIFICATE, failure_finding
 
 logger = logging.getLogger(__name__)
@@ -257,7 +258,9 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
 def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: AcmeOrder):
     deadline = protocol.deadline_in(settings.ACME_ORDER_TIMEOUT)
     acme = account_client(deadline=deadline)
-    key_pem = protocol.certificate_key_generate(settings.ACME_KEY_TYPE)
+    # The previous managed certificate's key when allowed, so that the edge's .key file does
+    # not change and no handshake can pair a certificate with another key (keys.py).
+    key_pem, _ = certificate_key_for(channel.active_certificate)
     replaces = ari.replaces_for(channel, acme)
     if replaces:
         AcmeOrder.objects.filter(pk=order.pk).update(replaces=replaces)
@@ -340,7 +343,7 @@ def _failure_record(channel: SalesChannel, *, claim: str, outcome) -> None:
     raw detail stays for the log and staff (renewal_last_error, shown in the admin only)."""
     now = timezone.now()
     failures = channel.renewal_failures + 1
-    next_attempt = now + failure_backoff(failures)
+    next_attempt = now + failure_wait(channel, failures, now=now)
     if outcome.retry_after is not None:
         next_attempt = max(next_attempt, now + timedelta(seconds=outcome.retry_after))
     renewing = (

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from . import thresholds as rules
 from .models import Certificate, ExpiryThreshold
-from .renewal import renewal_due_at
+from .renewal import renewal_latest
 
 # Certificates whose thresholds are rebuilt per transaction (bounded queries and memory).
 REBUILD_BATCH_SIZE = 1000
@@ -36,7 +36,9 @@ def thresholds_for(
     """certificate_thresholds() from the certificate's values (a row, or a migration's model)."""
     renews_at = None
     if source == Certificate.Source.MANAGED and not_before:
-        renews_at = renewal_due_at(not_before=not_before, not_after=expires_at)
+        # The latest moment the renewal may be planned at: the thresholds before it are the
+        # platform's business (renewal.py draws the moment at random inside its window).
+        renews_at = renewal_latest(not_before=not_before, not_after=expires_at)
     return rules.certificate_thresholds(
         not_before=not_before,
         not_after=expires_at,

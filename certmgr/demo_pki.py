@@ -165,11 +165,13 @@ def leaf_create(
     not_after: datetime.datetime | None = None,
     hash_algorithm: hashes.HashAlgorithm | None = None,
     common_name: str | None = None,
+    key: PrivateKey | None = None,
 ) -> Issued:
-    """A TLS server certificate for ``hostnames`` (DNS names or IP addresses)."""
+    """A TLS server certificate for ``hostnames`` (DNS names or IP addresses); for ``key``
+    when given (a renewal that keeps its key), else for a new key of ``key_type``."""
     if not hostnames and common_name is None:
         raise ValueError("A leaf certificate needs a hostname or a common name.")
-    key = private_key_generate(key_type)
+    key = key or private_key_generate(key_type)
     not_before = not_before or utc_now() - BACKDATE
     builder = (
         _builder_base(

@@ -102,6 +102,9 @@ ACME_EAB_KID = env("ACME_EAB_KID", default="")
 ACME_EAB_HMAC_KEY = env("ACME_EAB_HMAC_KEY", default="")
 ACME_PROFILE = env("ACME_PROFILE", default="")  # e.g. Let's Encrypt's "tlsserver", "shortlived"
 ACME_KEY_TYPE = env("ACME_KEY_TYPE", default="ec256")  # or "rsa2048"
+# Keep a managed certificate's key across its renewals (certbot's --reuse-key), so that the
+# edge swaps only the certificate file: README, "Edge and probe". Off: a new key each time.
+ACME_REUSE_KEY = env.bool("ACME_REUSE_KEY", default=True)
 ACME_ORDER_TIMEOUT = env.float("ACME_ORDER_TIMEOUT", default=120.0)
 # The CA's CAA identities (RFC 8659 issuer domain names) that the pre-flight CAA check looks for.
 ACME_CAA_IDENTITIES = env.list("ACME_CAA_IDENTITIES", default=["letsencrypt.org"])

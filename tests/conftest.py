@@ -169,7 +169,8 @@ def sam(django_user_model):
 def make_certificate(pki):
     """Store a certificate through the real parser and upload service.
 
-    `days_left` places the expiry relative to now; `lifetime` is the total validity in days.
+    `days_left` places the expiry relative to now; `lifetime` is the total validity in days;
+    `key` (a private key object) makes it for that key, as a renewal that keeps its key.
     """
 
     def make(
@@ -183,6 +184,7 @@ def make_certificate(pki):
         with_key=True,
         source=Certificate.Source.UPLOADED,
         replaces=None,
+        key=None,
     ) -> Certificate:
         not_after = timezone.now() + timedelta(days=days_left)
         leaf = demo_pki.leaf_create(
@@ -190,6 +192,7 @@ def make_certificate(pki):
             hostnames=list(hostnames),
             not_before=not_after - timedelta(days=lifetime),
             not_after=not_after,
+            key=key,
         )
         bundle = certificate_bundle_parse(
             certificate=leaf.certificate_pem,

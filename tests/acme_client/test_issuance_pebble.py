@@ -5,11 +5,13 @@ Pebble's DNS server, the HTTP-01 self-check fetched from the live server)."""
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.utils import timezone
 
 from acme_client import services
 from acme_client.models import AcmeAccount, AcmeChallenge, AcmeOrder
 from certificates.models import Certificate
+from certificates.renewal import renewal_window
 from saleschannels.edge import edge_channel_deploy as edge_deploy
 from saleschannels.findings import Check, Finding, Reason
 from saleschannels.models import ChannelStatus, SalesChannel
@@ -59,9 +61,9 @@ def test_a_managed_channel_gets_a_certificate_from_the_ca(pebble, channel, setti
     chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode())
     roots = pebble.issuer_roots()
     assert any(chain[-1].issuer == root.subject for root in roots)
-    # Renewal is planned at 2/3 of the lifetime (Pebble offers no ARI).
-    lifetime = certificate.not_after - certificate.not_before
-    assert abs(channel.renewal_due_at - (certificate.not_before + lifetime * 2 / 3)).seconds < 2
+    # Renewal is planned in the window that ends at 2/3 of the lifetime (Pebble offers no ARI).
+    start, end = renewal_window(not_before=certificate.not_before, not_after=certificate.not_after)
+    assert start <= channel.renewal_due_at <= end
     assert channel.renewal_failures == 0 and not channel.renewal_claim
     # Deployed to the edge, one account, one order, no challenge left behind.
     edge = settings.CERTMGR_EDGE_DIR
@@ -79,6 +81,47 @@ def test_renewal_replaces_the_previous_certificate(pebble, channel):
     channel.refresh_from_db()
     assert channel.active_certificate == second
     assert AcmeAccount.objects.count() == 1  # the account is reused
+
+
+def public_key_of(certificate) -> bytes:
+    leaf = x509.load_pem_x509_certificate(certificate.certificate_pem.encode())
+    return leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_a_renewal_keeps_the_key_and_the_edge_key_file(pebble, channel, settings):
+    first = issue(channel)
+    key_file = settings.CERTMGR_EDGE_DIR / f"{HOSTNAME}.key"
+    before = key_file.stat()
+    second = issue(channel)
+    assert second.replaces == first
+    assert public_key_of(second) == public_key_of(first)
+    assert second.fingerprint_sha256 != first.fingerprint_sha256
+    # Only the .crt moved: the key file is the same file, never rewritten (edge.py).
+    assert (settings.CERTMGR_EDGE_DIR / f"{HOSTNAME}.crt").read_text() == (
+        second.public_bundle_pem()
+    )
+    after = key_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_new_key_when_reuse_is_off_or_the_key_type_changed(pebble, channel, settings):
+    first = issue(channel)
+    settings.ACME_REUSE_KEY = False
+    second = issue(channel)
+    assert public_key_of(second) != public_key_of(first)
+    settings.ACME_REUSE_KEY = True
+    settings.ACME_KEY_TYPE = "rsa2048"
+    third = issue(channel)
+    assert third.key_description == "RSA 2048"
+    # From then on the RSA key is kept.
+    assert public_key_of(issue(channel)) == public_key_of(third)
+
+
+def test_an_uploaded_certificates_key_is_never_taken_over(pebble, channel, acme, make_certificate):
+    uploaded = make_certificate(acme, hostnames=[HOSTNAME])
+    SalesChannel.objects.filter(pk=channel.pk).update(active_certificate=uploaded)
+    managed = issue(channel)
+    assert public_key_of(managed) != public_key_of(uploaded)
 
 
 def test_rsa_keys_can_be_asked_for(pebble, channel, settings):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from acme_client import services
 from acme_client.models import AcmeOrder
-from certificates.renewal import renewal_due_at
+from certificates.renewal import renewal_due_at, renewal_window
 from core.models import AuditEvent
 from saleschannels.models import SalesChannel
 from tests.acme_client.issuing import issue
@@ -53,18 +53,21 @@ def ssl_page(client, channel) -> str:
     return client.get(reverse("channel_ssl", args=[channel.pk])).content.decode()
 
 
-def test_short_lived_certificates_renew_at_half_their_life():
+def test_short_lived_certificates_renew_by_half_their_life():
     start = timezone.now()
-    assert renewal_due_at(not_before=start, not_after=start + SHORT_LIFETIME) == (
-        start + SHORT_LIFETIME / 2
-    )
-    # From ten days on, two thirds; ARI's time wins over both.
-    assert renewal_due_at(not_before=start, not_after=start + timedelta(days=90)) == (
-        start + timedelta(days=60)
-    )
+    latest = renewal_due_at(not_before=start, not_after=start + SHORT_LIFETIME, random=lambda: 1.0)
+    assert latest == start + SHORT_LIFETIME / 2
+    # From ten days on, by two thirds; ARI's time wins over both.
+    long = renewal_due_at(not_before=start, not_after=start + timedelta(days=90), random=lambda: 1)
+    assert long == start + timedelta(days=60)
     suggested = start + timedelta(hours=100)
     assert (
-        renewal_due_at(not_before=start, not_after=start + SHORT_LIFETIME, suggested=suggested)
+        renewal_due_at(
+            not_before=start,
+            not_after=start + SHORT_LIFETIME,
+            suggested=suggested,
+            random=lambda: 0.0,
+        )
         == suggested
     )
 
@@ -163,7 +166,9 @@ def test_a_160_hour_certificate_renews_at_half_its_life(shortlived_pebble, manag
     lifetime = certificate.not_after - certificate.not_before
     assert abs(lifetime - SHORT_LIFETIME) <= timedelta(seconds=1)
     managed.refresh_from_db()
-    assert managed.renewal_due_at == certificate.not_before + lifetime / 2
+    start, end = renewal_window(not_before=certificate.not_before, not_after=certificate.not_after)
+    assert end == certificate.not_before + lifetime / 2
+    assert start <= managed.renewal_due_at <= end
 
 
 @pytest.mark.django_db(transaction=True)

@@ -123,6 +123,62 @@ def test_channel_deploy_writes_bundle_and_key_0600_and_creates_the_directory(
     assert host_files(edge_dir) == [f"{HOST}.crt", f"{HOST}.key"]
 
 
+def test_a_renewal_that_keeps_its_key_replaces_the_crt_and_never_touches_the_key(
+    edge_dir, make_certificate, acme, channel_with
+):
+    first = make_certificate(acme, hostnames=[HOST])
+    channel = channel_with(first)
+    edge_channel_deploy(channel)
+    key_path = edge_dir / f"{HOST}.key"
+    before = key_path.stat()
+    key = load_pem_private_key(first.private_key_pem().encode(), password=None)
+    renewed = make_certificate(acme, hostnames=[HOST], key=key, replaces=first)
+    SalesChannel.objects.filter(pk=channel.pk).update(active_certificate=renewed)
+
+    assert edge_channel_deploy(channel) == [EdgeChange(HOST, "written")]
+
+    assert_serves(edge_dir, HOST, renewed)
+    # The same file, never renamed over nor rewritten: nginx's two opens of a handshake
+    # (README, "Edge and probe") always find the key of whichever .crt they read.
+    after = key_path.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
+
+
+def test_a_new_key_replaces_the_key_file(edge_dir, make_certificate, acme, channel_with):
+    first = make_certificate(acme, hostnames=[HOST])
+    channel = channel_with(first)
+    edge_channel_deploy(channel)
+    inode = (edge_dir / f"{HOST}.key").stat().st_ino
+    rotated = make_certificate(acme, hostnames=[HOST], replaces=first)
+    SalesChannel.objects.filter(pk=channel.pk).update(active_certificate=rotated)
+
+    edge_channel_deploy(channel)
+
+    assert_serves(edge_dir, HOST, rotated)
+    assert (edge_dir / f"{HOST}.key").stat().st_ino != inode
+
+
+def test_sync_keeps_a_key_file_that_holds_the_right_key(
+    edge_dir, make_certificate, acme, channel_with
+):
+    first = make_certificate(acme, hostnames=[HOST])
+    channel = channel_with(first)
+    edge_sync()
+    inode = (edge_dir / f"{HOST}.key").stat().st_ino
+    key = load_pem_private_key(first.private_key_pem().encode(), password=None)
+    renewed = make_certificate(acme, hostnames=[HOST], key=key, replaces=first)
+    SalesChannel.objects.filter(pk=channel.pk).update(active_certificate=renewed)
+
+    assert edge_sync() == [EdgeChange(HOST, "written")]
+
+    assert_serves(edge_dir, HOST, renewed)
+    assert (edge_dir / f"{HOST}.key").stat().st_ino == inode
+
+
 def test_channel_deploy_skips_what_the_manifest_says_is_in_place(
     edge_dir, make_certificate, acme, channel_with, django_assert_num_queries
 ):
