@@ -77,3 +77,51 @@ class AcmeOrder(models.Model):
     def carried_replaces(self) -> bool:
         """Whether the CA took the order as a renewal of a named certificate (RFC 9773)."""
         return bool(self.replaces)
+
+
+class BudgetSlot(models.Model):
+    """One unit of a CA rate limit (acme_client/budgets.py, README "Rate limits (the CA's
+    budgets)"): a budget of N per window keeps N slots per key, each taken at most once per
+    window, so that no window holds more than N takes whatever the number of workers."""
+
+    # The ACME directory the budget is at (its account's, for the per-account budgets).
+    ca = models.URLField(max_length=500)
+    budget = models.CharField(max_length=32)
+    # The name it is kept per: a registered domain, a set of names, a hostname; "" for the
+    # whole account.
+    key = models.CharField(max_length=1000, blank=True)
+    slot = models.PositiveIntegerField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    # What `used_at` was before the last take, so that an order that ends without a
+    # certificate can give back the slots that count issued certificates only.
+    previous_used_at = models.DateTimeField(null=True, blank=True)
+    order = models.ForeignKey(
+        AcmeOrder, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ca", "budget", "key", "slot"], name="budget_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} {self.key or '(account)'} #{self.slot}"
+
+
+class BudgetHold(models.Model):
+    """A wait the CA imposed (a 429 "rateLimited" with Retry-After) on one budget and key: no
+    order that needs them is placed before `until`, by any worker."""
+
+    ca = models.URLField(max_length=500)
+    budget = models.CharField(max_length=32)
+    key = models.CharField(max_length=1000, blank=True)
+    until = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ca", "budget", "key"], name="budget_hold"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} {self.key or '(account)'} until {self.until:%Y-%m-%d %H:%M}"

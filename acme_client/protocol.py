@@ -140,10 +140,12 @@ def _call(action: Callable[[], T], *, deadline: datetime, what: str) -> T:
     transient_failures = 0
     while True:
         last_code = ""
+        last_problem = None
         try:
             return action()
         except AcmeProblem as problem:
             last_code = problem.code or ("rateLimited" if problem.status == 429 else "")
+            last_problem = problem
             if problem.code == "badNonce" and nonce_failures < NONCE_ATTEMPTS:
                 nonce_failures += 1
                 continue
@@ -162,11 +164,12 @@ def _call(action: Callable[[], T], *, deadline: datetime, what: str) -> T:
             transient_failures += 1
         remaining = (deadline - datetime.now(UTC)).total_seconds()
         if wait > remaining:
+            # From the problem, whose detail says which of its limits the CA meant.
             raise AcmeFailure(
                 f"The CA asked to wait {wait:.0f} s ({what}), longer than the time left.",
                 code=last_code,
                 retry_after=wait,
-            )
+            ) from last_problem
         logger.info("ACME %s: retrying in %.2f s", what, wait)
         time.sleep(wait)
 
@@ -415,11 +418,13 @@ def certificate_obtain(
     profile: str = "",
     replaces: str = "",
     replaces_withdrawn: Callable[[], None] = lambda: None,
+    finalizing: Callable[[], None] = lambda: None,
 ) -> Issued:
     """Order a certificate for `hostname`, prove control over HTTP-01, finalize, download.
 
     `profile` is asked for in the order when given; `replaces` names the certificate this one
-    renews (its ARI identifier, `ari_certificate_id`), see `_order_place`.
+    renews (its ARI identifier, `ari_certificate_id`), see `_order_place`. `finalizing` is
+    called just before the finalize request: from then on the CA may have issued.
     """
     csr_pem = crypto_util.make_csr(key_pem, [hostname])
     carried = [replaces]
@@ -460,6 +465,7 @@ def certificate_obtain(
         for token in published:
             challenge_withdraw(token)
 
+    finalizing()
     _call(lambda: acme.begin_finalization(order), deadline=deadline, what="finalize")
     for pause in _poll_intervals(deadline):
         body, response = _order_fetch(acme, order.uri, deadline=deadline)

@@ -17,9 +17,15 @@ The workflow of one issuance (`channel_certificate_issue`), in this order:
 Until step 5 the previous certificate stays active and served. A failure changes nothing but
 the channel's renewal state (attempts, plain-words error, next attempt with backoff).
 
+Before step 2 places anything, the order takes the CA's budgets (acme_client/budgets.py,
+README "Rate limits (the CA's budgets)"), unless it names the certificate it replaces, which
+the CA exempts; when one is spent, or the CA answered 429 "rateLimited", no order is placed
+and the channel is queued until the budget frees (acme_client/deferral.py), with no failure
+counted.
+
 Each order logs its start and its outcome as event lines (acme_order_started, then
-acme_certificate_issued / acme_certificate_renewed / acme_issuance_failed / acme_claim_lost)
-with order_id, channel_id and institution_id as fields.
+acme_certificate_issued / acme_certificate_renewed / acme_issuance_failed / acme_claim_lost /
+acme_order_deferred) with order_id, channel_id and institution_id as fields.
 """
 
 import logging
@@ -39,11 +45,13 @@ from core import encryption
 from core.audit import audit_record, event_log
 from core.models import AuditEvent
 from saleschannels import edge
+from saleschannels.findings import Reason
 from saleschannels.models import ChannelStatus, SalesChannel
 from saleschannels.services import probe_after_deploy
 from saleschannels.status import status_set, status_settle
 
-from . import ari, protocol
+from . import ari, budgets, deferral, protocol
+from .budgets import BudgetFull
 from .challenges import challenge_publish, challenge_withdraw
 from .keys import certificate_key_for
 from .models import AcmeAccount, AcmeOrder
@@ -55,6 +63,15 @@ logger = logging.getLogger(__name__)
 # How long a claim protects an issuance from other workers; past it, a crashed worker's
 # channel can be claimed again.
 CLAIM_MARGIN = timedelta(minutes=5)
+# What the CA answers when it could not validate the hostname: each counts against the
+# hostname's failed-validation budget (Let's Encrypt: 5 per hour,
+# https://letsencrypt.org/docs/rate-limits/).
+_VALIDATION_FAILURES = (
+    Reason.ACME_CAA,
+    Reason.ACME_DNS,
+    Reason.ACME_CONNECTION,
+    Reason.ACME_UNAUTHORIZED,
+)
 
 
 class ClaimLost(Exception):
@@ -156,11 +173,71 @@ def account_client(*, deadline: datetime):
     return acme
 
 
+class _Attempt:
+    """One issuance's order as it goes: its row (None until the budgets allowed it), whether
+    it is exempt from the CA's rate limits (it names the certificate it replaces, RFC 9773),
+    and whether it reached finalization (from then on the CA may have issued)."""
+
+    def __init__(self, channel: SalesChannel):
+        self.channel = channel
+        self.order: AcmeOrder | None = None
+        self.exempt = False
+        self.finalizing = False
+
+    def ids(self) -> dict:
+        return {
+            "order_id": self.order.pk if self.order is not None else None,
+            "channel_id": self.channel.pk,
+            "institution_id": self.channel.institution_id,
+        }
+
+    def open(self, *, replaces: str) -> AcmeOrder:
+        """Create the order row, taking the CA's budgets first unless it is exempt (all in one
+        transaction: a full budget raises BudgetFull and leaves nothing behind)."""
+        channel = self.channel
+        self.exempt = bool(replaces)
+        with transaction.atomic():
+            order = AcmeOrder.objects.create(
+                channel=channel,
+                hostname=channel.hostname,
+                directory_url=settings.ACME_DIRECTORY_URL,
+                profile=channel.acme_profile or settings.ACME_PROFILE,
+                replaces=replaces,
+            )
+            if not self.exempt:
+                budgets.order_budgets_take(
+                    hostname=channel.hostname, ca=settings.ACME_DIRECTORY_URL, order=order
+                )
+        self.order = order
+        self.started_log()
+        return self.order
+
+    def started_log(self) -> None:
+        event_log(
+            logger,
+            "acme_order_started",
+            "channel {channel_id} ({hostname}): ACME order {order_id} started",
+            hostname=self.channel.hostname,
+            exempt=self.exempt,
+            **self.ids(),
+        )
+
+    def replaces_withdrawn(self) -> None:
+        """The CA refused `replaces` and is asked again without it: no longer exempt, so the
+        budgets are taken now (BudgetFull stops the order before it is placed again)."""
+        AcmeOrder.objects.filter(pk=self.order.pk).update(replaces="")
+        self.exempt = False
+        budgets.order_budgets_take(
+            hostname=self.channel.hostname, ca=settings.ACME_DIRECTORY_URL, order=self.order
+        )
+
+
 def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | None:
     """Obtain and deploy a certificate for a claimed managed channel (see module docstring).
 
-    Returns the new certificate, or None when the claim is not (or no longer) ours or the
-    issuance failed (the failure is recorded on the channel).
+    Returns the new certificate, or None when the claim is not (or no longer) ours, the
+    issuance failed (the failure is recorded on the channel), or the CA's rate limits keep the
+    order waiting (the channel is queued, acme_client/deferral.py).
     """
     channel = SalesChannel.objects.select_related("institution", "active_certificate").get(
         pk=channel_id
@@ -182,54 +259,27 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     SalesChannel.objects.filter(pk=channel_id, renewal_claim=claim).update(
         renewal_last_attempt_at=started
     )
-    order = AcmeOrder.objects.create(
-        channel=channel,
-        hostname=channel.hostname,
-        directory_url=settings.ACME_DIRECTORY_URL,
-        profile=channel.acme_profile or settings.ACME_PROFILE,
-    )
-    ids = {"order_id": order.pk, "channel_id": channel_id, "institution_id": channel.institution_id}
-    event_log(
-        logger,
-        "acme_order_started",
-        "channel {channel_id} ({hostname}): ACME order {order_id} started",
-        hostname=channel.hostname,
-        **ids,
-    )
+    attempt = _Attempt(channel)
     try:
-        certificate = _certificate_obtain_and_store(channel, claim=claim, order=order)
+        certificate = _certificate_obtain_and_store(channel, claim=claim, attempt=attempt)
+    except BudgetFull as full:
+        _order_deferred(attempt, claim=claim, full=full)
+        return None
     except ClaimLost:
         logger.warning(
             "channel %s: claim lost during issuance, result dropped",
             channel_id,
-            extra={"event": "acme_claim_lost", **ids},
+            extra={"event": "acme_claim_lost", **attempt.ids()},
         )
-        _order_finish(order, status=AcmeOrder.Status.FAILED, error="claim lost to another worker")
+        _order_finish(
+            attempt.order, status=AcmeOrder.Status.FAILED, error="claim lost to another worker"
+        )
         return None
     except Exception as error:  # any failure: record it, keep the working certificate
-        outcome = failure_finding(
-            error,
-            directory_url=settings.ACME_DIRECTORY_URL,
-            caa_identity=(settings.ACME_CAA_IDENTITIES or ["letsencrypt.org"])[0],
-        )
-        logger.warning(
-            "channel %s (%s): issuance failed: %s",
-            channel_id,
-            channel.hostname,
-            outcome.detail,
-            extra={
-                "event": "acme_issuance_failed",
-                "hostname": channel.hostname,
-                "failures": channel.renewal_failures + 1,
-                "reason": outcome.finding.reason.value,
-                "error": outcome.detail,
-                **ids,
-            },
-        )
-        _order_finish(order, status=AcmeOrder.Status.FAILED, error=outcome.finding.words)
-        _failure_record(channel, claim=claim, outcome=outcome)
+        _order_failed(attempt, claim=claim, error=error)
         return None
-    _order_finish(order, status=AcmeOrder.Status.VALID, certificate=certificate)
+    ids = attempt.ids()
+    _order_finish(attempt.order, status=AcmeOrder.Status.VALID, certificate=certificate)
     status_settle(
         SalesChannel.objects.select_related("institution", "active_certificate").get(pk=channel_id)
     )
@@ -255,15 +305,83 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     return certificate
 
 
-def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: AcmeOrder):
+def _order_deferred(attempt: _Attempt, *, claim: str, full: BudgetFull) -> None:
+    """A budget is spent (or held): the channel waits, queued (acme_client/deferral.py)."""
+    finding = deferral.channel_defer(
+        attempt.channel,
+        claim=claim,
+        full=full,
+        directory_url=settings.ACME_DIRECTORY_URL,
+        order_id=attempt.order.pk if attempt.order is not None else None,
+    )
+    if attempt.order is not None:  # refused `replaces`, then no budget for the order without
+        budgets.order_budgets_give_back(attempt.order)
+        _order_finish(attempt.order, status=AcmeOrder.Status.FAILED, error=finding.words)
+
+
+def _order_failed(attempt: _Attempt, *, claim: str, error: BaseException) -> None:
+    """Record a failed order: said in words on the channel (failure counted, backoff), or,
+    for the CA's 429 "rateLimited", as a hold in the budgets and the channel queued."""
+    channel = attempt.channel
+    ca = settings.ACME_DIRECTORY_URL
+    outcome = failure_finding(
+        error,
+        directory_url=ca,
+        caa_identity=(settings.ACME_CAA_IDENTITIES or ["letsencrypt.org"])[0],
+    )
+    if attempt.order is None:  # the CA could not be asked (its directory, the account)
+        attempt.order = AcmeOrder.objects.create(
+            channel=channel,
+            hostname=channel.hostname,
+            directory_url=ca,
+            profile=channel.acme_profile or settings.ACME_PROFILE,
+        )
+        attempt.started_log()
+    reason = outcome.finding.reason
+    counted = reason is not Reason.ACME_RATE_LIMITED  # a rate limit is no failure of the channel
+    if not attempt.finalizing:
+        budgets.order_budgets_give_back(attempt.order)  # no certificate issued
+    if reason in _VALIDATION_FAILURES:
+        budgets.validation_failed(hostname=channel.hostname, ca=ca)
+    logger.warning(
+        "channel %s (%s): issuance failed: %s",
+        channel.pk,
+        channel.hostname,
+        outcome.detail,
+        extra={
+            "event": "acme_issuance_failed",
+            "hostname": channel.hostname,
+            "failures": channel.renewal_failures + 1 if counted else channel.renewal_failures,
+            "reason": reason.value,
+            "error": outcome.detail,
+            **attempt.ids(),
+        },
+    )
+    _order_finish(attempt.order, status=AcmeOrder.Status.FAILED, error=outcome.finding.words)
+    if not counted:
+        # The platform's limit (README, "Rate limits (the CA's budgets)").
+        full = deferral.rate_limit_hold(error, outcome=outcome, hostname=channel.hostname, ca=ca)
+        deferral.channel_defer(
+            channel, claim=claim, full=full, directory_url=ca, order_id=attempt.order.pk
+        )
+        return
+    _failure_record(channel, claim=claim, outcome=outcome)
+
+
+def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, attempt: _Attempt):
     deadline = protocol.deadline_in(settings.ACME_ORDER_TIMEOUT)
     acme = account_client(deadline=deadline)
     # The previous managed certificate's key when allowed, so that the edge's .key file does
     # not change and no handshake can pair a certificate with another key (keys.py).
     key_pem, _ = certificate_key_for(channel.active_certificate)
+    # Whether the order names the certificate it replaces decides whether it is exempt from
+    # the CA's rate limits, so it is known before the budgets are taken.
     replaces = ari.replaces_for(channel, acme)
-    if replaces:
-        AcmeOrder.objects.filter(pk=order.pk).update(replaces=replaces)
+    order = attempt.open(replaces=replaces)
+
+    def finalizing() -> None:
+        attempt.finalizing = True
+
     issued = protocol.certificate_obtain(
         acme,
         hostname=channel.hostname,
@@ -271,7 +389,8 @@ def _certificate_obtain_and_store(channel: SalesChannel, *, claim: str, order: A
         deadline=deadline,
         profile=order.profile,
         replaces=replaces,
-        replaces_withdrawn=lambda: AcmeOrder.objects.filter(pk=order.pk).update(replaces=""),
+        replaces_withdrawn=attempt.replaces_withdrawn,
+        finalizing=finalizing,
         challenge_publish=lambda token, key_authorization: challenge_publish(
             hostname=channel.hostname, token=token, key_authorization=key_authorization
         ),

@@ -5,6 +5,7 @@ import ipaddress
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from acme_client.limits import SETTINGS, limit_parse
 from onboarding.resolving import resolver
 
 
@@ -53,6 +54,33 @@ def onboarding_settings_check(app_configs, **kwargs) -> list[Error]:
                 str(error),
                 hint='Write each DNS server as "address" or "address:port" ("[v6]:port").',
                 id="certmgr.E002",
+            )
+        )
+    return errors
+
+
+@register()
+def rate_limit_settings_check(app_configs, **kwargs) -> list[Error]:
+    """The CA's budgets (README, "Rate limits (the CA's budgets)") are read at each order; an
+    unreadable one counts as the CA's default there, and is named here."""
+    errors = []
+    for name in SETTINGS.values():
+        try:
+            limit_parse(getattr(settings, name))
+        except ValueError as error:
+            errors.append(
+                Error(
+                    f"{name}: {error}.",
+                    hint='Write it as "N/W" with W in s, m, h or d (e.g. 300/3h), or "off".',
+                    id="certmgr.E003",
+                )
+            )
+    if settings.ACME_RATE_LIMIT_MARGIN < 0:
+        errors.append(
+            Error(
+                "ACME_RATE_LIMIT_MARGIN is negative.",
+                hint="A few seconds (the default is 10).",
+                id="certmgr.E003",
             )
         )
     return errors

@@ -114,6 +114,15 @@ ACME_HTTP01_PORT = env.int("ACME_HTTP01_PORT", default=80)
 # The only port an https:// redirect of an HTTP-01 fetch may lead to (443, as the CA allows;
 # tests point it elsewhere): the pre-flight self-check and the HTTP ownership token follow it.
 ACME_HTTP01_TLS_PORT = env.int("ACME_HTTP01_TLS_PORT", default=443)
+# The CA's rate limits, kept as budgets (README, "Rate limits (the CA's budgets)";
+# acme_client/limits.py): "N/W" (W in s, m, h or d) or "off"; Let's Encrypt's by default.
+# Read where used, so that `manage.py check` names an unreadable one (certmgr.E003).
+ACME_RATE_LIMIT_NEW_ORDERS = env("ACME_RATE_LIMIT_NEW_ORDERS", default="300/3h")
+ACME_RATE_LIMIT_REGISTERED_DOMAIN = env("ACME_RATE_LIMIT_REGISTERED_DOMAIN", default="50/7d")
+ACME_RATE_LIMIT_DUPLICATE = env("ACME_RATE_LIMIT_DUPLICATE", default="5/7d")
+ACME_RATE_LIMIT_FAILED_VALIDATIONS = env("ACME_RATE_LIMIT_FAILED_VALIDATIONS", default="5/1h")
+# Seconds added to each window: our clock reads "now" a little before the CA receives the order.
+ACME_RATE_LIMIT_MARGIN = env.float("ACME_RATE_LIMIT_MARGIN", default=10.0)
 # How often Celery beat looks for managed certificates that are due.
 CERTMGR_RENEW_INTERVAL = env.float("CERTMGR_RENEW_INTERVAL", default=300.0)
 

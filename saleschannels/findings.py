@@ -80,6 +80,11 @@ class Reason(StrEnum):
     ACME_TIMEOUT = "acme_timeout"
     ACME_BAD_CERTIFICATE = "acme_bad_certificate"
     ACME_OTHER = "acme_other"
+    # The CA's rate limits, kept by the platform (acme_client/budgets.py): the order waits.
+    CA_BUDGET_ORDERS = "ca_budget_orders"
+    CA_BUDGET_DOMAIN = "ca_budget_domain"
+    CA_BUDGET_NAME = "ca_budget_name"
+    CA_BUDGET_VALIDATIONS = "ca_budget_validations"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -164,6 +169,15 @@ WORDS: dict[Reason, str] = {
         "The certificate the CA ({ca}) issued did not pass the platform's checks."
     ),
     Reason.ACME_OTHER: "The CA ({ca}) refused the order ({code}).",
+    Reason.CA_BUDGET_ORDERS: (
+        "Queued: the platform's budget of new orders at {ca} frees at {frees_at}."
+    ),
+    Reason.CA_BUDGET_DOMAIN: "Queued: the platform's budget for {domain} frees at {frees_at}.",
+    Reason.CA_BUDGET_NAME: "Queued: the platform's budget for {hostname} frees at {frees_at}.",
+    Reason.CA_BUDGET_VALIDATIONS: (
+        "Queued: the CA's checks of {hostname} failed too often lately; the platform's budget "
+        "for it frees at {frees_at}."
+    ),
     Reason.INTERNAL_ERROR: "The platform hit an unexpected error; its staff can see the details.",
 }
 
@@ -223,6 +237,22 @@ ADVICE: dict[Reason, str] = {
     Reason.ACME_INVALID_PROFILE: "Choose one of the CA's profiles on SSL Management.",
     Reason.ACME_UNREACHABLE: "Nothing to do: the platform tries again.",
     Reason.ACME_TIMEOUT: "Nothing to do: the platform tries again.",
+    Reason.CA_BUDGET_ORDERS: (
+        "Nothing to do: {ca} limits how many certificates the platform may order at a time, "
+        "and the platform orders this one as soon as it may."
+    ),
+    Reason.CA_BUDGET_DOMAIN: (
+        "Nothing to do: {ca} limits how many certificates it issues for {domain} each week, "
+        "and the platform orders this one as soon as it may."
+    ),
+    Reason.CA_BUDGET_NAME: (
+        "Nothing to do: {ca} limits how often one name gets a new certificate, and the "
+        "platform orders this one as soon as it may."
+    ),
+    Reason.CA_BUDGET_VALIDATIONS: (
+        "Check that port 80 of {hostname} reaches the platform's edge and no other server; "
+        "the platform tries again then."
+    ),
 }
 
 # Findings that are a pass.

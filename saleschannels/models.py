@@ -91,7 +91,8 @@ VERIFICATION_HTTP_PREFIX = "/.well-known/certmgr-challenge/"
 class ChannelStatus(models.TextChoices):
     """One status per channel, the same on every page, e-mail, webhook and in /metrics (README,
     "Onboarding a hostname": the lifecycle). Managed channels go unverified -> checking ->
-    waiting_* -> issuing -> active -> renewal_due -> (renewal_failing) -> active again."""
+    waiting_* -> (queued) -> issuing -> active -> renewal_due -> (renewal_failing) -> active
+    again."""
 
     NONE = "none", "No SSL"
     UPLOADED = "uploaded", "Uploaded certificate"
@@ -101,6 +102,9 @@ class ChannelStatus(models.TextChoices):
     WAITING_CAA = "waiting_caa", "Waiting for CAA"
     WAITING_HTTP = "waiting_http", "Waiting for HTTP"
     ISSUING = "issuing", "Certificate being issued"
+    # The order waits for the CA's rate limits (acme_client/budgets.py): the platform's limit,
+    # not the channel's failure.
+    QUEUED = "queued", "Queued for the CA"
     ISSUANCE_FAILING = "issuance_failing", "Issuance failing"
     ACTIVE = "active", "Active"
     RENEWAL_DUE = "renewal_due", "Renewal due"

@@ -40,6 +40,7 @@ DEFAULT_WORDS: dict[str, str] = {
     ChannelStatus.WAITING_CAA: "Waiting for the hostname's CAA records.",
     ChannelStatus.WAITING_HTTP: "Waiting for the hostname to answer over HTTP.",
     ChannelStatus.ISSUING: "The CA is issuing the certificate.",
+    ChannelStatus.QUEUED: "Queued: the order waits for the CA's rate limits.",
     ChannelStatus.ISSUANCE_FAILING: "The first certificate could not be issued yet.",
     ChannelStatus.ACTIVE: "The platform's certificate is served and renews automatically.",
     ChannelStatus.RENEWAL_DUE: "Renewal is due: the platform is renewing the certificate.",
@@ -180,12 +181,18 @@ _PIPELINE = (
     ChannelStatus.WAITING_HTTP,
     ChannelStatus.ISSUING,
     ChannelStatus.ISSUANCE_FAILING,
+    ChannelStatus.QUEUED,
 )
+# What a queued renewal's state implies meanwhile: it stays queued, saying when it may go on
+# (the issuance that follows sets its status).
+_QUEUED_KEEPS = (None, ChannelStatus.RENEWAL_DUE, ChannelStatus.RENEWAL_FAILING)
 
 
 def status_settle(channel: SalesChannel, now: datetime | None = None) -> bool:
     """Set the status the channel's state implies, when it is not the one stored."""
     implied = status_implied(channel, now)
+    if channel.status == ChannelStatus.QUEUED and implied in _QUEUED_KEEPS:
+        return False
     if implied is None:
         if channel.status in _PIPELINE:
             return False

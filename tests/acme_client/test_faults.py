@@ -76,17 +76,20 @@ def test_a_burst_of_rejected_nonces_is_retried(proxy, channel):
 
 
 def test_a_wait_longer_than_the_deadline_is_a_recorded_failure(proxy, channel, settings):
+    # A CA that is down for longer than the order may take. (A rate limit is no failure: the
+    # channel is queued instead, tests/acme_client/test_budgets_pebble.py.)
     settings.ACME_ORDER_TIMEOUT = 5
-    proxy.fail_next("order-plz", 429, RATE_LIMITED, retry_after=3600, method="POST")
+    proxy.fail_next("order-plz", 503, SERVER_ERROR, retry_after=3600, method="POST")
     assert issue(channel) is None
     channel.refresh_from_db()
     assert "asked to wait 3600 s" in channel.renewal_last_error
     assert channel.renewal_failures == 1
-    # Said as the rate limit it is, and not tried again before the CA allows.
-    limited = Finding(Check.ACME, Reason.ACME_RATE_LIMITED, {"ca": "Pebble (test CA)"})
+    # Said as what the CA answered.
+    down = Finding(Check.ACME, Reason.ACME_SERVER_INTERNAL, {"ca": "Pebble (test CA)"})
     assert channel.status == ChannelStatus.ISSUANCE_FAILING
-    assert (channel.status_reason, channel.status_params) == ("acme_rate_limited", limited.params)
-    assert AcmeOrder.objects.get().error == limited.words
+    assert (channel.status_reason, channel.status_params) == ("acme_server_internal", down.params)
+    assert AcmeOrder.objects.get().error == down.words
+    # Not tried again before the CA allows.
     assert channel.renewal_next_attempt_at >= timezone.now() + timedelta(seconds=3590)
 
 

@@ -189,3 +189,31 @@ def test_staff_approve_a_hostname_in_the_admin_under_their_name(channel, client,
     event = AuditEvent.objects.get(action=AuditEvent.Action.CHANNEL_HOSTNAME_VERIFIED)
     assert event.actor == sam
     assert event.details == {"method": "staff"}
+
+
+def test_a_queued_renewal_stays_queued_until_the_issuance_moves_on(acme, channel, make_certificate):
+    # Queued for the CA's rate limits (acme_client/deferral.py): what the renewal's state
+    # implies meanwhile (due, even failing before) does not overwrite it.
+    managed = make_certificate(acme, hostnames=[HOST], source="managed")
+    now = timezone.now()
+    SalesChannel.objects.filter(pk=channel.pk).update(
+        ssl_mode="managed",
+        active_certificate=managed,
+        hostname_verified_at=now,
+        renewal_due_at=now - timedelta(hours=1),
+    )
+    channel.refresh_from_db()
+    status_set(channel, ChannelStatus.QUEUED, reason=Reason.CA_BUDGET_ORDERS.value)
+    assert not status_settle(channel)
+    assert statuses_refresh(now) == 0
+    SalesChannel.objects.filter(pk=channel.pk).update(renewal_failures=2)
+    channel.refresh_from_db()
+    assert not status_settle(channel)
+    assert channel.status == ChannelStatus.QUEUED
+    # Renewed meanwhile (due later): active again.
+    SalesChannel.objects.filter(pk=channel.pk).update(
+        renewal_failures=0, renewal_due_at=now + timedelta(days=30)
+    )
+    channel.refresh_from_db()
+    assert status_settle(channel)
+    assert channel.status == ChannelStatus.ACTIVE

@@ -1,0 +1,241 @@
+"""The ledger of the CA's rate limits (README, "Rate limits (the CA's budgets)").
+
+What each budget is and how it is set: acme_client/limits.py. Here they are kept in the
+database, so that they hold across any number of workers and beats:
+
+- A budget of N per window W keeps N slots per key (`BudgetSlot`). Taking one is a
+  conditional UPDATE of a slot last used at or before now - (W + margin), or the INSERT of the
+  next slot while fewer than N exist (a unique constraint: the loser of a race retries). A
+  slot is thus taken at most once per W, and no window of length W holds more than N takes.
+  PostgreSQL (READ COMMITTED) re-checks the UPDATE's condition on a row another transaction
+  changed meanwhile; SQLite runs transactions IMMEDIATE (certmgr/settings.py), one at a time.
+- The budgets an order needs are taken all or nothing, in one transaction, always in the
+  same order (no deadlock between two takers). When one is full the order is not placed: it
+  waits until the budget frees, the oldest take's time + W + margin.
+- The margin (ACME_RATE_LIMIT_MARGIN) covers the time between our clock reading and the CA
+  receiving the request.
+- Let's Encrypt counts issued certificates for the registered-domain and duplicate limits,
+  so an order that ends without one gives those slots back (the take is undone while the slot
+  is still the order's); new orders count whatever happens.
+- A CA's 429 "rateLimited" with Retry-After becomes a hold (`BudgetHold`) on the budget and
+  key it was about: no order needing them is placed before it ends, by any worker.
+
+Let's Encrypt counts with token buckets (https://letsencrypt.org/docs/rate-limits/): N in a
+burst, then one every W/N. At most N in any window W never exceeds such a bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from .limits import (
+    COUNTS_ISSUED,
+    DEFAULTS,
+    SETTINGS,
+    Budget,
+    Limit,
+    limit_parse,
+    name_set_key,
+    registered_domain,
+)
+from .models import AcmeOrder, BudgetHold, BudgetSlot
+
+logger = logging.getLogger(__name__)
+
+# Races lost in a row before a take gives up for now (each lost race is another worker's
+# take, so this many means the budget is as good as full).
+TAKE_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Need:
+    """One slot of one budget, for one key."""
+
+    budget: Budget
+    key: str
+
+
+class BudgetFull(Exception):
+    """An order would exceed a budget (or the CA holds it): not placed before `frees_at`."""
+
+    def __init__(self, need: Need, frees_at: datetime, *, held: bool = False):
+        super().__init__(
+            f"{need.budget} budget of {need.key or 'the account'} "
+            f"{'held' if held else 'full'} until {frees_at.isoformat()}"
+        )
+        self.need = need
+        self.frees_at = frees_at
+        self.held = held
+
+
+def limit_of(budget: Budget) -> Limit | None:
+    """The budget's limit from its setting (None: off). An unreadable setting, which `manage.py
+    check` reports (certmgr.E003), counts as the CA's default rather than as no limit."""
+    value = getattr(settings, SETTINGS[budget], DEFAULTS[budget])
+    try:
+        return limit_parse(value)
+    except ValueError as error:
+        logger.error("%s: %s; using %s", SETTINGS[budget], error, DEFAULTS[budget])
+        return limit_parse(DEFAULTS[budget])
+
+
+def margin() -> timedelta:
+    return timedelta(seconds=settings.ACME_RATE_LIMIT_MARGIN)
+
+
+def order_needs(hostname: str) -> list[Need]:
+    """What a new order for `hostname` takes, in the order they are always taken."""
+    return [
+        Need(Budget.NEW_ORDERS, ""),
+        Need(Budget.REGISTERED_DOMAIN, registered_domain(hostname)),
+        Need(Budget.DUPLICATE, name_set_key([hostname])),
+    ]
+
+
+def validation_need(hostname: str) -> Need:
+    return Need(Budget.FAILED_VALIDATIONS, hostname)
+
+
+def _slots(ca: str, need: Need, limit: Limit):
+    return BudgetSlot.objects.filter(ca=ca, budget=need.budget, key=need.key, slot__lt=limit.count)
+
+
+def _free(cutoff: datetime) -> Q:
+    return Q(used_at__isnull=True) | Q(used_at__lte=cutoff)
+
+
+def _frees_at(ca: str, need: Need, limit: Limit, now: datetime) -> datetime:
+    oldest = _slots(ca, need, limit).aggregate(oldest=Min("used_at"))["oldest"]
+    return (oldest or now) + limit.window + margin()
+
+
+def _take_one(
+    ca: str, need: Need, limit: Limit, *, order: AcmeOrder | None, now: datetime
+) -> datetime | None:
+    """Take one slot; None when taken, else when the budget frees."""
+    cutoff = now - limit.window - margin()
+    slots = _slots(ca, need, limit)
+    for _ in range(TAKE_ATTEMPTS):
+        free = slots.filter(_free(cutoff)).order_by("slot").values_list("pk", flat=True).first()
+        if free is not None:
+            # Only while it is still free: a worker that took it meanwhile wins.
+            taken = BudgetSlot.objects.filter(_free(cutoff), pk=free).update(
+                previous_used_at=F("used_at"), used_at=now, order=order
+            )
+            if taken == 1:
+                return None
+            continue
+        count = slots.count()
+        if count >= limit.count:
+            return _frees_at(ca, need, limit, now)
+        try:
+            with transaction.atomic():
+                BudgetSlot.objects.create(
+                    ca=ca, budget=need.budget, key=need.key, slot=count, used_at=now, order=order
+                )
+            return None
+        except IntegrityError:
+            continue  # another worker added that slot first
+    return now + margin()
+
+
+def _held_until(ca: str, needs: list[Need], now: datetime) -> tuple[Need, datetime] | None:
+    """The latest hold the CA put on any of `needs` that is not over, or None."""
+    wanted = Q()
+    for need in needs:
+        wanted |= Q(budget=need.budget, key=need.key)
+    hold = (
+        BudgetHold.objects.filter(wanted, ca=ca, until__gt=now)
+        .order_by("-until")
+        .values_list("budget", "key", "until")
+        .first()
+    )
+    if hold is None:
+        return None
+    return Need(Budget(hold[0]), hold[1]), hold[2]
+
+
+def budgets_take(
+    needs: list[Need], *, ca: str, order: AcmeOrder | None = None, now: datetime | None = None
+) -> None:
+    """Take one slot of each need, all or nothing; raises BudgetFull (taking none) when one is
+    full or held."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        held = _held_until(ca, needs, now)
+        if held is not None:
+            raise BudgetFull(held[0], held[1], held=True)
+        for need in needs:
+            limit = limit_of(need.budget)
+            if limit is None:
+                continue
+            frees_at = _take_one(ca, need, limit, order=order, now=now)
+            if frees_at is not None:
+                raise BudgetFull(need, frees_at)  # rolls back the slots taken before
+
+
+def budget_frees_at(need: Need, *, ca: str, now: datetime | None = None) -> datetime | None:
+    """When the budget frees if it is full or held now; None when a take would succeed."""
+    now = now or timezone.now()
+    held = _held_until(ca, [need], now)
+    if held is not None:
+        return held[1]
+    limit = limit_of(need.budget)
+    if limit is None:
+        return None
+    slots = _slots(ca, need, limit)
+    if slots.count() < limit.count or slots.filter(_free(now - limit.window - margin())).exists():
+        return None
+    return _frees_at(ca, need, limit, now)
+
+
+def order_budgets_take(
+    *, hostname: str, ca: str, order: AcmeOrder | None, now: datetime | None = None
+) -> None:
+    """Take the budgets of a new order for `hostname` (one not exempt as an ARI renewal), and
+    refuse it while the hostname's failed-validation budget is full (the CA would refuse its
+    validation anyway). Raises BudgetFull, having taken nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        validations = validation_need(hostname)
+        frees_at = budget_frees_at(validations, ca=ca, now=now)
+        if frees_at is not None:
+            raise BudgetFull(validations, frees_at)
+        budgets_take(order_needs(hostname), ca=ca, order=order, now=now)
+
+
+def order_budgets_give_back(order: AcmeOrder) -> int:
+    """Undo the registered-domain and duplicate takes of an order that ended without a
+    certificate (while each slot is still the order's); returns how many."""
+    return BudgetSlot.objects.filter(order=order, budget__in=list(COUNTS_ISSUED)).update(
+        used_at=F("previous_used_at"), previous_used_at=None, order=None
+    )
+
+
+def validation_failed(*, hostname: str, ca: str, now: datetime | None = None) -> None:
+    """Count a failed validation of `hostname` (nothing when its budget is already full)."""
+    with contextlib.suppress(BudgetFull):
+        budgets_take([validation_need(hostname)], ca=ca, now=now)
+
+
+def hold_record(need: Need, *, ca: str, until: datetime) -> None:
+    """Hold `need`'s budget until `until` (a CA's 429 with Retry-After); a later hold of the
+    same budget and key extends it, an earlier one changes nothing."""
+    for _ in range(TAKE_ATTEMPTS):
+        holds = BudgetHold.objects.filter(ca=ca, budget=need.budget, key=need.key)
+        if holds.filter(until__lt=until).update(until=until) or holds.exists():
+            return
+        try:
+            with transaction.atomic():
+                BudgetHold.objects.create(ca=ca, budget=need.budget, key=need.key, until=until)
+            return
+        except IntegrityError:
+            continue  # another worker recorded it first: extend theirs
