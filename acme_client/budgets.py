@@ -197,6 +197,40 @@ def budget_frees_at(need: Need, *, ca: str, now: datetime | None = None) -> date
     return _frees_at(ca, need, limit, now)
 
 
+def order_budgets_check(
+    *, hostname: str, ca: str, now: datetime | None = None
+) -> BudgetFull | None:
+    """Whether a new order for `hostname` would find every budget free now (None), else the
+    first that is full or held. Takes nothing: asked before the pre-flight checks, so that a
+    channel that must wait anyway costs no DNS or HTTP work (the take may still lose a race)."""
+    now = now or timezone.now()
+    for need in [validation_need(hostname), *order_needs(hostname)]:
+        frees_at = budget_frees_at(need, ca=ca, now=now)
+        if frees_at is not None:
+            held = _held_until(ca, [need], now)
+            return BudgetFull(need, frees_at, held=held is not None)
+    return None
+
+
+def frees_at_in_line(need: Need, *, ca: str, ahead: int, now: datetime) -> datetime | None:
+    """When an order that finds `need` full gets a slot, with `ahead` orders already waiting
+    for it: each waiter is given the moment one slot frees (the oldest for the first, the
+    next for the second, ... a window later once every slot is promised), rather than all the
+    same moment, when all but N would find it full again. None when the budget is off."""
+    limit = limit_of(need.budget)
+    if limit is None:
+        return None
+    times = sorted(
+        used_at
+        for used_at in _slots(ca, need, limit).values_list("used_at", flat=True)
+        if used_at is not None
+    )
+    if not times:
+        return now
+    rounds, index = divmod(ahead, len(times))
+    return times[index] + (rounds + 1) * (limit.window + margin())
+
+
 def order_budgets_take(
     *, hostname: str, ca: str, order: AcmeOrder | None, now: datetime | None = None
 ) -> None:

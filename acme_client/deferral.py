@@ -71,6 +71,10 @@ def channel_defer(
     """Queue the claimed channel until the budget frees and release the claim; returns the
     finding shown."""
     now = timezone.now()
+    if not full.held:
+        full = BudgetFull(
+            full.need, _frees_at_in_line(channel, full, ca=directory_url, now=now) or full.frees_at
+        )
     finding = deferral_finding(
         full, hostname=channel.hostname, directory_url=directory_url, now=now
     )
@@ -104,6 +108,25 @@ def channel_defer(
         order_id=order_id,
     )
     return finding
+
+
+def _frees_at_in_line(
+    channel: SalesChannel, full: BudgetFull, *, ca: str, now: datetime
+) -> datetime | None:
+    """A spent budget's slots free one by one: the channels already queued for it are ahead
+    in line (budgets.frees_at_in_line), so a thousand waiting shops wake a slot's worth at a
+    time instead of all at once."""
+    waiting = SalesChannel.objects.filter(
+        status=ChannelStatus.QUEUED,
+        status_reason=REASONS[full.need.budget].value,
+        renewal_next_attempt_at__gt=now,
+    ).exclude(pk=channel.pk)
+    if full.need.budget is Budget.REGISTERED_DOMAIN:
+        waiting = waiting.filter(status_params__domain=full.need.key)
+    elif full.need.budget is not Budget.NEW_ORDERS:
+        return None  # one hostname's own budget: nobody else waits for it
+    frees_at = budgets.frees_at_in_line(full.need, ca=ca, ahead=waiting.count(), now=now)
+    return max(frees_at, full.frees_at) if frees_at is not None else None
 
 
 def _texts(error: BaseException | None) -> list[str]:

@@ -232,6 +232,13 @@ class _Attempt:
         )
 
 
+def _renewing(channel: SalesChannel) -> bool:
+    """Whether the channel's next order renews a certificate issued here (which may name it in
+    `replaces` and so be exempt from the CA's budgets)."""
+    active = channel.active_certificate
+    return active is not None and active.source == Certificate.Source.MANAGED
+
+
 def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | None:
     """Obtain and deploy a certificate for a claimed managed channel (see module docstring).
 
@@ -252,6 +259,17 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
         status_settle(channel)
         logger.info("channel %s: hostname not verified, no order", channel_id)
         return None
+    if not _renewing(channel):
+        # A first order is never exempt from the CA's budgets: one that must wait anyway is
+        # queued before the pre-flight checks spend DNS and HTTP work on it.
+        full = budgets.order_budgets_check(
+            hostname=channel.hostname, ca=settings.ACME_DIRECTORY_URL
+        )
+        if full is not None:
+            deferral.channel_defer(
+                channel, claim=claim, full=full, directory_url=settings.ACME_DIRECTORY_URL
+            )
+            return None
     if not preflight_pass(channel, claim=claim):
         return None
     status_set(channel, ChannelStatus.ISSUING)
