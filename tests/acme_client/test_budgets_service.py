@@ -169,3 +169,49 @@ def test_an_order_that_fails_before_issuance_gives_its_certificate_budgets_back(
     channel.refresh_from_db()
     assert channel.status == ChannelStatus.ISSUANCE_FAILING
     assert used.filter(budget=Budget.NEW_ORDERS).count() == 2
+
+
+def test_channels_waiting_for_a_spent_budget_are_given_one_slot_each_in_line(
+    offline_ca, acme, make_verified_channel, settings
+):
+    # Three new orders an hour, taken 50, 40 and 30 minutes ago: the slots free in 10, 20
+    # and 30 minutes. Five shops that find the budget spent are each promised a slot of their
+    # own, a window later once every slot is promised; not all the same moment, when all
+    # but three would find it spent again.
+    settings.ACME_RATE_LIMIT_NEW_ORDERS = "3/1h"
+    now = timezone.now()
+    taken = [now - timedelta(minutes=minutes) for minutes in (50, 40, 30)]
+    for moment in taken:
+        spend(Need(Budget.NEW_ORDERS, ""), count=1, at=moment)
+    channels = [
+        make_verified_channel(
+            acme, name=f"Shop {n}", hostname=f"shop.c{n}.example", ssl_mode="managed"
+        )
+        for n in range(5)
+    ]
+    for channel in channels:
+        assert issue(channel) is None
+    hour = timedelta(hours=1)
+    expected = [taken[0] + hour, taken[1] + hour, taken[2] + hour, taken[0] + 2 * hour]
+    expected.append(taken[1] + 2 * hour)
+    for channel, frees_at in zip(channels, expected, strict=True):
+        channel.refresh_from_db()
+        assert channel.status == ChannelStatus.QUEUED
+        assert channel.renewal_next_attempt_at == frees_at
+    assert not AcmeOrder.objects.exists()
+
+
+def test_a_first_order_that_must_wait_is_queued_before_the_preflight(
+    offline_ca, channel, settings, monkeypatch
+):
+    # The pre-flight's DNS and HTTP work is spent only on an order that can be placed.
+    checked = []
+    monkeypatch.setattr(
+        services, "preflight_pass", lambda channel, claim: checked.append(channel) or True
+    )
+    settings.ACME_RATE_LIMIT_NEW_ORDERS = "1/1h"
+    spend(Need(Budget.NEW_ORDERS, ""), count=1, at=timezone.now())
+    assert issue(channel) is None
+    channel.refresh_from_db()
+    assert channel.status == ChannelStatus.QUEUED
+    assert checked == []
