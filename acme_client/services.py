@@ -246,9 +246,14 @@ def channel_certificate_issue(*, channel_id: int, claim: str) -> Certificate | N
     issuance failed (the failure is recorded on the channel), or the CA's rate limits keep the
     order waiting (the channel is queued, acme_client/deferral.py).
     """
-    channel = SalesChannel.objects.select_related("institution", "active_certificate").get(
-        pk=channel_id
+    channel = (
+        SalesChannel.objects.select_related("institution", "active_certificate")
+        .filter(pk=channel_id)
+        .first()
     )
+    if channel is None:
+        logger.info("channel %s: deleted since its issuance was queued, nothing to do", channel_id)
+        return None
     if channel.renewal_claim != claim or channel.ssl_mode != SalesChannel.SslMode.MANAGED:
         logger.info("channel %s: claim not ours or mode changed, nothing to do", channel_id)
         return None

@@ -84,6 +84,14 @@ def test_an_issuance_without_our_claim_does_nothing(managed):
     assert not managed.acme_orders.exists()
 
 
+def test_an_issuance_queued_for_a_channel_deleted_since_does_nothing(managed):
+    channel_id = managed.pk
+    claim = services.channel_issuance_claim(channel_id=channel_id)
+    managed.delete()
+    assert services.channel_certificate_issue(channel_id=channel_id, claim=claim) is None
+    assert not AcmeOrder.objects.exists()
+
+
 def test_setting_a_channel_to_managed_queues_its_issuance(
     client, alice, acme, django_capture_on_commit_callbacks, monkeypatch, make_verified_channel
 ):
