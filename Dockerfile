@@ -1,5 +1,5 @@
 # Production image: gunicorn serves the back office; the same image runs migrate, the Celery
-# worker and beat (docker-compose.yml). It runs with the production profile (README,
+# worker, the ACME worker and beat (docker-compose.yml). It runs with the production profile (README,
 # "Production"): SECRET_KEY and CERTMGR_ENCRYPTION_KEYS must come from the environment.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
@@ -14,6 +14,7 @@ COPY core core
 COPY institutions institutions
 COPY certificates certificates
 COPY saleschannels saleschannels
+COPY onboarding onboarding
 COPY acme_client acme_client
 COPY monitoring monitoring
 COPY certmgr certmgr

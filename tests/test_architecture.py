@@ -99,3 +99,14 @@ def test_no_module_outgrows_one_sitting():
         and (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert too_long == {}, f"split these into packages of small modules: {too_long}"
+
+
+def test_the_production_image_carries_every_app():
+    # The Dockerfile copies the apps one by one (a layer each): a new app must be added there,
+    # or the image starts without it. README, "Production".
+    copied = {
+        line.split()[1]
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and len(line.split()) == 3
+    }
+    assert set(PACKAGES) <= copied, sorted(set(PACKAGES) - copied)
