@@ -1,6 +1,6 @@
 # Production image: gunicorn serves the back office; the same image runs migrate, the Celery
-# worker, the ACME worker and beat (docker-compose.yml). It runs with the production profile (README,
-# "Production"): SECRET_KEY and CERTMGR_ENCRYPTION_KEYS must come from the environment.
+# worker, the ACME worker and beat (docker-compose.yml). It runs with the production profile
+# (README, "Production"): SECRET_KEY and CERTMGR_ENCRYPTION_KEYS must come from the environment.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     CERTMGR_PRODUCTION=true CERTMGR_VAR_DIR=/var/lib/certmgr
