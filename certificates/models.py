@@ -17,6 +17,8 @@ from core import encryption
 from core.tenancy import foreign_institution_links_refuse
 from institutions.models import visible_institution_ids
 
+from . import expiry
+
 
 class CertificateStatus(models.TextChoices):
     VALID = "valid", "Valid"
@@ -188,7 +190,12 @@ class Certificate(models.Model):
         return self.certificate_pem + self.chain_pem
 
     def days_left(self, now: datetime) -> int:
-        return (self.expires_at - now).days
+        """Days left by the one rule of expiry.py (rounded up; negative once expired)."""
+        return expiry.days_left(self.expires_at, now)
+
+    def expiry_words(self, now: datetime) -> str:
+        """ "3 days left", "expired 6 days ago" (expiry.py)."""
+        return expiry.expiry_words(self.expires_at, now)
 
 
 class CertificateRequestQuerySet(models.QuerySet):

@@ -136,6 +136,24 @@ def certificate_channels(certificate: Certificate) -> list:
     return list(seen.values())
 
 
+def certificate_stored_before(certificate: Certificate) -> Certificate | None:
+    """The institution's oldest other certificate with the same SHA-256 fingerprint (the same
+    certificate uploaded before), or None; a file that could not be read has no fingerprint
+    and no twin."""
+    if not certificate.fingerprint_sha256:
+        return None
+    return (
+        Certificate.objects.filter(
+            institution_id=certificate.institution_id,
+            fingerprint_sha256=certificate.fingerprint_sha256,
+        )
+        .exclude(pk=certificate.pk)
+        .only("pk", "name", "created_at")
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
 def identity_proofs_valid(institution_id: int, now: datetime):
     """The institution's Apple Pay identity proofs that have not expired, latest first: the
     first is the one its channels serve unless they name another."""

@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("", views.certificate_list, name="certificate_list"),
+    path("export.csv", views.certificate_list_export, name="certificate_list_export"),
     path("new/", views.certificate_new, name="certificate_new"),
     path("new/ssl/", views.certificate_upload_ssl, name="certificate_upload_ssl"),
     path(

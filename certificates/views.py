@@ -10,15 +10,17 @@ a form and calls one service.
 
 import base64
 import json
-from datetime import date
+from datetime import UTC
 
 from cryptography import x509
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import encryption
@@ -27,9 +29,10 @@ from core.models import AuditEvent
 from institutions.models import Institution, user_can_manage
 from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
 
-from . import apple, selectors, services
+from . import apple, export, selectors, services
 from .bundle import certificate_facts
 from .deletion import certificate_deletion, request_deletion_token
+from .filters import certificate_filters
 from .forms import (
     AppleCertificateUploadForm,
     CertificateRequestCompleteForm,
@@ -69,28 +72,10 @@ def _bound(request) -> tuple:
     return None, None
 
 
-def _date_param(value: str) -> date | None:
-    """An ISO date (YYYY-MM-DD) from the query string; anything else is ignored."""
-    try:
-        day = date.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    # Midnight on the first or last day of the calendar has no UTC time in every time zone.
-    return day if date.min < day < date.max else None
-
-
 @login_required
 @require_GET
 def certificate_list(request):
-    filters = selectors.CertificateFilters(
-        status=request.GET.get("status", ""),
-        kind=request.GET.get("kind", ""),
-        institution=request.GET.get("institution", ""),
-        q=request.GET.get("q", "").strip(),
-        sort=request.GET.get("sort", "expires_at"),
-        expires_after=_date_param(request.GET.get("expires_after", "")),
-        expires_before=_date_param(request.GET.get("expires_before", "")),
-    )
+    filters, dates = certificate_filters(request.GET)
     now = timezone.now()
     certificates = selectors.certificate_list(user=request.user, filters=filters, now=now)
     page = Paginator(certificates, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -98,6 +83,7 @@ def certificate_list(request):
         {
             "certificate": certificate,
             "days_left": certificate.days_left(now),
+            "expiry_words": certificate.expiry_words(now),
             "channels": selectors.certificate_channels(certificate),
         }
         for certificate in page
@@ -113,7 +99,13 @@ def certificate_list(request):
             "rows": rows,
             "pending_requests": pending if page.number == 1 else [],
             "filters": filters,
+            "date_filters": [
+                (dates["expires_after"], "Expires from", filters.expires_after),
+                (dates["expires_before"], "Expires before", filters.expires_before),
+            ],
             "query_without_page": query.urlencode(),
+            # The export takes the same filters (every page of them).
+            "export_url": f"{reverse('certificate_list_export')}?{query.urlencode()}".rstrip("?"),
             "statuses": CertificateStatus.choices,
             "kinds": Certificate.Kind.choices,
             "institutions": Institution.objects.visible_to(request.user).only("name", "slug"),
@@ -126,6 +118,22 @@ def certificate_list(request):
             "can_upload": user_manages_any(request.user),
         },
     )
+
+
+@login_required
+@require_GET
+def certificate_list_export(request):
+    """The list as CSV, with the filters of the query string (export.py)."""
+    filters, _ = certificate_filters(request.GET)
+    now = timezone.now()
+    response = StreamingHttpResponse(
+        export.certificate_list_csv(user=request.user, filters=filters, now=now),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="certificates-{now.astimezone(UTC):%Y-%m-%d}.csv"'
+    )
+    return response
 
 
 @login_required
@@ -197,7 +205,27 @@ def certificate_upload_ssl(request):
     )
     request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
     messages.success(request, f"Certificate “{certificate.name}” uploaded.")
+    _same_certificate_notice(request, certificate)
     return redirect(certificate)
+
+
+def _same_certificate_notice(request, certificate: Certificate) -> None:
+    """Say so when the institution had this very certificate already (same SHA-256
+    fingerprint). It is stored all the same (README, "Using it"): the new upload may bring
+    what the first lacked (its key, its chain), and the operator deletes the one not needed."""
+    earlier = selectors.certificate_stored_before(certificate)
+    if earlier is None:
+        return
+    messages.warning(
+        request,
+        format_html(
+            "The same certificate (same SHA-256 fingerprint) was already stored as "
+            '<a href="{}">“{}”</a> on {}. Both are kept: delete the one you do not need.',
+            earlier.get_absolute_url(),
+            earlier.name,
+            f"{earlier.created_at.astimezone(UTC):%Y-%m-%d}",
+        ),
+    )
 
 
 @login_required
@@ -238,6 +266,7 @@ def certificate_upload_apple(request, kind: str):
             now=now,
         )
         _stored_message(request, certificate)
+        _same_certificate_notice(request, certificate)
         return redirect(certificate)
     return render(
         request,
@@ -397,7 +426,7 @@ def certificate_detail(request, pk: int):
         "certificates/detail.html",
         {
             "certificate": certificate,
-            "days_left": certificate.days_left(now),
+            "expiry_words": certificate.expiry_words(now),
             "chain": _chain_facts(certificate),
             "channels": selectors.certificate_channels_using(certificate),
             "events": events,
@@ -410,7 +439,17 @@ def certificate_detail(request, pk: int):
 def _apple_facts(certificate: Certificate, now) -> dict:
     """What the detail page says about an Apple Pay certificate or identity proof."""
     if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
-        return {"served_on": selectors.identity_proof_served_on(certificate, now)}
+        # Its page says where it is served, and which other channels name it (Apple Pay off,
+        # or it expired): together, every channel using it, so there is no "Used by" row to
+        # contradict "Served on".
+        served_on = selectors.identity_proof_served_on(certificate, now)
+        serving = {channel.pk for channel in served_on}
+        named_by = [
+            channel
+            for channel in selectors.certificate_channels_using(certificate)
+            if channel.pk not in serving
+        ]
+        return {"served_on": served_on, "named_by": named_by}
     if certificate.kind != Certificate.Kind.APPLE_PAYMENT_PROCESSING:
         return {}
     replaced_by = certificate.replaced_by.order_by("created_at", "pk").first()

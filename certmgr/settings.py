@@ -262,6 +262,10 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# Files answered at the site's root by WhiteNoise: /favicon.ico, which browsers ask for
+# whatever the page links (the pages link static/favicon.svg). A same-origin image, as the
+# Content-Security-Policy's img-src allows (README, "Production").
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 # Uploaded certificate files are small: the upload forms refuse a file over 64 KiB
 # (certificates.bundle.MAX_FILE_BYTES) on its own field. A request body over

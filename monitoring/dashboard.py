@@ -15,6 +15,7 @@ from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, W
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from certificates import expiry
 from certificates.models import Certificate, CertificateStatus, status_q
 from certificates.selectors import day_start
 from saleschannels.models import (
@@ -99,24 +100,15 @@ class ChannelActions:
     total: int  # all channels needing action, of which `channels` are the most urgent
 
 
-def _in_days(days: int) -> str:
-    return {0: "today", 1: "tomorrow"}.get(days, f"in {days} days")
-
-
-def _days_ago(days: int) -> str:
-    return {0: "earlier today", 1: "yesterday"}.get(days, f"{days} days ago")
-
-
 def _channel_reasons(channel: SalesChannel, *, now: datetime, critical: datetime) -> list[Reason]:
-    """Why the channel needs action; days are calendar days, as on the timeline."""
+    """Why the channel needs action; days are counted by the one rule of
+    certificates/expiry.py, as on the certificate's page and in the digests."""
     reasons = []
     certificate = channel.active_certificate
     if certificate is not None and certificate.expires_at <= critical:
-        days = (timezone.localdate(certificate.expires_at) - timezone.localdate(now)).days
-        if certificate.expires_at < now:
-            reasons.append(Reason(f"Its certificate expired {_days_ago(-days)}", EXPIRED))
-        else:
-            reasons.append(Reason(f"Its certificate expires {_in_days(days)}", CRITICAL))
+        words = expiry.expires_in_words(certificate.expires_at, now)
+        level = EXPIRED if expiry.expired(certificate.expires_at, now) else CRITICAL
+        reasons.append(Reason(f"Its certificate {words}", level))
     if channel.probe_status in PROBE_PROBLEMS:
         label = ProbeStatus(channel.probe_status).label.lower()
         reasons.append(Reason(f"Live probe: {label}", EXPIRED))

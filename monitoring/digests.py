@@ -15,6 +15,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from certificates import expiry
+from certificates.expiry import plural
 from certificates.models import (
     Certificate,
 )
@@ -82,19 +84,11 @@ class DetailUrls:
         return pattern.replace("999999999", str(pk))
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def _when(expires_at: datetime | None, now: datetime) -> tuple[int | None, str]:
-    """(days left, the same in words)."""
+    """(days left, the same in words), by the one rule of certificates/expiry.py."""
     if expires_at is None:
         return None, ""
-    if expires_at <= now:
-        ago = (now - expires_at).days
-        return -ago, "expired today" if ago == 0 else f"expired {plural(ago, 'day')} ago"
-    left = (expires_at - now).days
-    return left, "less than a day left" if left == 0 else f"{plural(left, 'day')} left"
+    return expiry.days_left(expires_at, now), expiry.expiry_words(expires_at, now)
 
 
 _PROBE_TITLES = {
@@ -116,9 +110,7 @@ def finding_view(notification, now: datetime, urls: DetailUrls) -> Finding:
         title = (
             "Certificate expired"
             if expired
-            else "Certificate expires within a day"
-            if days_left == 0
-            else f"Certificate expires in {plural(days_left, 'day')}"
+            else f"Certificate {expiry.expires_in_words(notification.expires_at, now)}"
         )
         return Finding(
             kind=notification.kind,

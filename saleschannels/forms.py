@@ -168,6 +168,12 @@ class ChannelApplePayForm(forms.Form):
             .order_by("-created_at", "-pk")
         )
 
+    @property
+    def has_identity_proofs(self) -> bool:
+        """Whether the institution has any identity proof: the page offers to upload one only
+        when it has none."""
+        return self.fields["apple_identity_proof"].queryset.exists()
+
     def clean(self):
         cleaned = super().clean()
         proof = cleaned.get("apple_identity_proof")

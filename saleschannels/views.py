@@ -117,7 +117,7 @@ def channel_detail(request, pk: int):
             "channel": channel,
             "apple_proof": channel_identity_proof(channel, now),
             "active": active,
-            "days_left": active.days_left(now) if active else None,
+            "expiry_words": active.expiry_words(now) if active else "",
             "events": events.select_related("actor")[:50],
             "orders": orders,
             "can_manage": user_can_manage(request.user, channel.institution),

@@ -104,3 +104,68 @@ def test_staff_see_the_banner_in_the_django_admin(client, sam, acme, make_certif
     make_certificate(acme, days_left=-1)
     client.force_login(sam)
     assert banner(client.get(reverse("admin:index"))) == ("expired", 1)
+
+
+def banners(response) -> dict[str, str]:
+    """{level: role} of each part of the banner."""
+    found = re.findall(
+        r'<div class="cert-alert" data-level="(\w+)" data-count="\d+" role="(\w+)"',
+        response.content.decode(),
+    )
+    return dict(found)
+
+
+def serve(institution, certificate, hostname):
+    from saleschannels.models import SalesChannel
+
+    SalesChannel.objects.create(
+        institution=institution,
+        name=hostname,
+        hostname=hostname,
+        ssl_mode="uploaded",
+        certificate=certificate,
+        active_certificate=certificate,
+    )
+
+
+def test_an_expired_certificate_no_channel_serves_is_not_said_to_break_webshops(
+    as_alice, acme, make_certificate
+):
+    make_certificate(acme, days_left=-1)
+    page = as_alice.get(LIST).content.decode()
+    assert "1 certificate expired." in page
+    assert "No sales channel serves it, so no visitor sees an error: replace or delete it." in page
+    assert "security errors" not in page
+
+
+def test_served_expired_certificates_are_said_to_break_webshops(as_alice, acme, make_certificate):
+    serve(acme, make_certificate(acme, days_left=-1), "a.acme.test")
+    page = as_alice.get(LIST).content.decode()
+    assert "Webshops using it show security errors to their visitors." in page
+    make_certificate(acme, days_left=-2)
+    make_certificate(acme, days_left=-3)
+    page = as_alice.get(LIST).content.decode()
+    assert "3 certificates expired." in page
+    assert "1 of them is still served: visitors of that webshop see security errors." in page
+
+
+def test_expired_is_a_red_alert_and_expiring_within_days_an_amber_status(
+    as_alice, acme, make_certificate, settings
+):
+    make_certificate(acme, days_left=3)
+    response = as_alice.get(LIST)
+    assert banners(response) == {"critical": "status"}
+    assert "1 certificate expires within 7 days." in response.content.decode()
+    assert 'role="alert"' not in response.content.decode()
+
+    make_certificate(acme, days_left=-1)
+    response = as_alice.get(LIST)
+    assert banners(response) == {"expired": "alert", "critical": "status"}
+    assert "1 more certificate expires within 7 days." in response.content.decode()
+    css = (settings.BASE_DIR / "static" / "cert-alert.css").read_text()
+    assert '[data-level="critical"] { background: #fef3c7' in css  # amber, not red
+
+
+def test_without_anything_to_say_no_page_carries_role_alert(as_alice, acme, make_certificate):
+    make_certificate(acme, days_left=60)
+    assert 'role="alert"' not in as_alice.get(LIST).content.decode()

@@ -72,12 +72,13 @@ def test_a_certificate_walks_through_every_threshold_once(acme, upload):
         assert mail.outbox == []  # 45 days left: nothing yet
 
         for days, words in [
-            (30, "29 days left"),
-            (14, "13 days left"),
-            (7, "6 days left"),
-            (3, "2 days left"),
-            (1, "less than a day left"),
-            (0, "expired today"),
+            # Days left rounded up (certificates/expiry.py): the 7-day warning says 7.
+            (30, "30 days left"),
+            (14, "14 days left"),
+            (7, "7 days left"),
+            (3, "3 days left"),
+            (1, "1 day left"),
+            (0, "expired less than a day ago"),
         ]:
             traveller.move_to(certificate.expires_at - days * DAY + MINUTE)
             before = len(mail.outbox)
@@ -244,10 +245,10 @@ def test_each_institution_gets_one_digest_with_its_own_findings(acme, opera, upl
     assert "Opera" not in acme_mail.body and "Acme" not in opera_mail.body.replace("acme", "")
     body = acme_mail.body
     for text in (
-        "Certificate expires in 4 days: Acme shop",
+        "Certificate expires in 5 days: Acme shop",
         "Hostnames: shop.acme.test",
         first.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
-        "4 days left",
+        "5 days left",  # made to expire in 5 days: 5 (certificates/expiry.py)
         "upload it in certmgr",
         f"https://certmgr.example.test/certificates/{first.pk}/",
         "Certificate expired: Acme festival",
@@ -489,7 +490,7 @@ def test_a_probe_problem_is_reported_once_per_served_certificate(channel):
         "served-7d",
         "probe-failed",
     ]
-    assert "The certificate served expires: 4 days left" in mail.outbox[1].body
+    assert "The certificate served expires: 5 days left" in mail.outbox[1].body
 
 
 def test_a_managed_channel_waiting_for_its_first_certificate_is_not_a_probe_problem(acme):
@@ -804,7 +805,7 @@ def test_the_webhook_gets_the_findings_as_json(acme, upload):
     assert finding["name"] == "Acme shop"
     assert finding["hostnames"] == ["shop.acme.test"]
     assert finding["threshold"] == "7d"
-    assert finding["days_left"] == 4
+    assert finding["days_left"] == 5
     assert finding["expires_at"] == certificate.expires_at.isoformat()
     assert finding["url"] == f"https://certmgr.example.test/certificates/{certificate.pk}/"
     assert Notification.objects.get().webhook_delivered_at is not None
@@ -905,7 +906,7 @@ def test_the_digest_goes_through_a_real_smtp_server(acme, upload, settings):
     assert message["Subject"] == "[certmgr] Acme Tickets: 1 certificate finding"
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
-    assert "Certificate expires in 4 days: Acme shop" in text
+    assert "Certificate expires in 5 days: Acme shop" in text
     assert f"https://certmgr.example.test/certificates/{certificate.pk}/" in html
     assert mail.outbox == []
 
@@ -922,7 +923,7 @@ def test_the_command_prints_what_it_sent(acme, upload):
     printed = out.getvalue()
     assert "1 new finding(s) recorded." in printed
     assert "Acme Tickets: 1 finding(s) e-mailed to ops@acme.test, oncall@acme.test" in printed
-    assert "Certificate expires in 4 days: Acme shop" in printed
+    assert "Certificate expires in 5 days: Acme shop" in printed
     out = StringIO()
     call_command("check_expiry", stdout=out)
     assert "Nothing to send." in out.getvalue()

@@ -268,23 +268,26 @@ def test_a_channel_with_several_problems_shows_each(noon, alice, acme, make_cert
     )
     (action,) = dashboard.channel_actions(user=alice, now=noon).channels
     assert texts(action) == [
-        "Its certificate expired yesterday",
+        "Its certificate expired 1 day ago",
         "Live probe: serves an expired certificate",
     ]
 
 
-def test_the_reasons_count_calendar_days(noon, alice, acme, make_certificate):
+def test_the_reasons_count_days_left_by_the_one_rule(noon, alice, acme, make_certificate):
+    """Rounded up before expiry, down after it (certificates/expiry.py), not calendar days."""
     channel(acme, "today.acme.test", certificate=make_certificate(acme, days_left=0.4))
     channel(acme, "morning.acme.test", certificate=make_certificate(acme, days_left=-0.4))
     channel(acme, "tomorrow.acme.test", certificate=make_certificate(acme, days_left=0.6))
+    channel(acme, "later.acme.test", certificate=make_certificate(acme, days_left=1.5))
     reasons = {
         action.channel.hostname: (texts(action), action.level)
         for action in dashboard.channel_actions(user=alice, now=noon).channels
     }
     assert reasons == {
-        "morning.acme.test": (["Its certificate expired earlier today"], "expired"),
-        "today.acme.test": (["Its certificate expires today"], "critical"),
-        "tomorrow.acme.test": (["Its certificate expires tomorrow"], "critical"),
+        "morning.acme.test": (["Its certificate expired less than a day ago"], "expired"),
+        "today.acme.test": (["Its certificate expires within a day"], "critical"),
+        "tomorrow.acme.test": (["Its certificate expires within a day"], "critical"),
+        "later.acme.test": (["Its certificate expires in 2 days"], "critical"),
     }
 
 
