@@ -47,8 +47,8 @@ def _day(value: str) -> date | None:
 
 
 def certificate_filters(query) -> tuple[CertificateFilters, ExpiryDatesForm]:
-    """The filters of a query string (request.GET), and the form holding the errors of the
-    date filters that were not applied."""
+    """The filters of a query string (the request's GET parameters), and the form holding the
+    errors of the date filters that were not applied."""
     dates = ExpiryDatesForm(query)
     dates.is_valid()  # a field in error is simply absent from cleaned_data
     filters = CertificateFilters(
