@@ -229,19 +229,8 @@ def celery_worker_run(
         command += ["--queues", ",".join(queues)]
     if beat:
         command += ["--beat", "--schedule", str(workdir / "beat-schedule")]
-    worker = CeleryWorker(
-        hostname=hostname,
-        workdir=workdir,
-        log_path=workdir / "celery-worker.log",
-        command=command,
-        # Unbuffered, so the log shows "ready" (and a crash's last words) at once.
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-    )
-    worker.start()
-    try:
+    with _worker_running(hostname, workdir, "celery-worker.log", command, env) as worker:
         yield worker
-    finally:
-        worker.stop()
 
 
 @contextmanager
@@ -265,11 +254,20 @@ def acme_worker_run(
     ]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
+    with _worker_running(hostname, workdir, "acme-worker.log", command, env) as worker:
+        yield worker
+
+
+@contextmanager
+def _worker_running(
+    hostname: str, workdir: Path, log_name: str, command: list[str], env: dict[str, str]
+) -> Iterator[CeleryWorker]:
     worker = CeleryWorker(
         hostname=hostname,
         workdir=workdir,
-        log_path=workdir / "acme-worker.log",
+        log_path=workdir / log_name,
         command=command,
+        # Unbuffered, so the log shows "ready" (and a crash's last words) at once.
         env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
     )
     worker.start()
@@ -277,6 +275,28 @@ def acme_worker_run(
         yield worker
     finally:
         worker.stop()
+
+
+def worker_env(*, tmp_path: Path, broker_url: str, pebble, http_port: int) -> dict[str, str]:
+    """What a worker process needs to issue against `pebble` for the live application on
+    `http_port`: the test database, the broker, the same secrets (it must decrypt what the
+    test encrypted), its own var/ and edge folders, and a pre-flight that sees what Pebble
+    sees (Pebble's DNS server, 127.0.0.1 as the edge's address, HTTP-01 on that port)."""
+    from django.conf import settings
+
+    return {
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker_url,
+        "CERTMGR_VAR_DIR": str(tmp_path / "worker-var"),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CERTMGR_ENCRYPTION_KEYS": ",".join(settings.CERTMGR_ENCRYPTION_KEYS),
+        "CERTMGR_EDGE_DIR": str(tmp_path / "edge"),
+        "ACME_DIRECTORY_URL": pebble.directory_url,
+        "ACME_CA_BUNDLE": str(pebble.ca_bundle),
+        "CERTMGR_DNS_RESOLVERS": pebble.dns.dns_address,
+        "CERTMGR_EDGE_ADDRESSES": "127.0.0.1",
+        "ACME_HTTP01_PORT": str(http_port),
+    }
 
 
 def _group_kill(pgid: int) -> None:

@@ -14,19 +14,18 @@ still conditional updates), and that no issuance ran in the general worker.
 import os
 
 import pytest
-from django.conf import settings as django_settings
 from django.urls import reverse
 
 from acme_client.models import AcmeOrder
 from certificates.models import Certificate
 from saleschannels.models import SalesChannel
 from saleschannels.probe import certificate_fingerprint
-from tests.celery_worker import acme_worker_run, broker, celery_worker_run, database_url
+from tests.celery_worker import acme_worker_run, broker, celery_worker_run, worker_env
 from tests.nginx import served_certificate
 from tests.pebble import pebble_run
 from tests.redis import redis_run
 
-from .test_worker_pebble import preflight_env, wait_for
+from .test_worker_pebble import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,18 +67,11 @@ def test_one_acme_worker_process_runs_many_orders_at_once(
         settings.ACME_DIRECTORY_URL = pebble.directory_url
         settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
         env = {
-            "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": redis.url,
-            "CERTMGR_VAR_DIR": str(tmp_path / "worker-var"),
-            "SECRET_KEY": django_settings.SECRET_KEY,
-            "CERTMGR_ENCRYPTION_KEYS": ",".join(django_settings.CERTMGR_ENCRYPTION_KEYS),
+            **worker_env(tmp_path=tmp_path, broker_url=redis.url, pebble=pebble, http_port=port),
             "CERTMGR_EDGE_DIR": str(nginx_edge.edge_dir),
             "CERTMGR_PROBE_ADDRESS": nginx_edge.address,
-            "ACME_DIRECTORY_URL": pebble.directory_url,
-            "ACME_CA_BUNDLE": str(pebble.ca_bundle),
             "ACME_ORDER_TIMEOUT": "60",
             "CERTMGR_ACME_CONCURRENCY": str(THREADS),
-            **preflight_env(pebble, port),
         }
         with (
             broker(redis.url),

@@ -26,7 +26,6 @@ import time
 from datetime import datetime
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from acme_client.models import AcmeOrder
@@ -34,7 +33,7 @@ from acme_client.scheduling import channel_ssl_mode_choose
 from certificates.models import Certificate
 from core.models import AuditEvent
 from saleschannels.models import ChannelStatus, SalesChannel, VerificationMethod
-from tests.celery_worker import acme_worker_run, broker, celery_worker_run, database_url
+from tests.celery_worker import acme_worker_run, broker, celery_worker_run, worker_env
 from tests.pebble import pebble_run
 from tests.redis import redis_run
 
@@ -95,19 +94,9 @@ def test_a_thousand_channels_switched_at_once_keep_the_budget(
         settings.ACME_DIRECTORY_URL = pebble.directory_url
         settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
         env = {
-            "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": redis.url,
-            "CERTMGR_VAR_DIR": str(tmp_path / "worker-var"),
-            "SECRET_KEY": django_settings.SECRET_KEY,
-            "CERTMGR_ENCRYPTION_KEYS": ",".join(django_settings.CERTMGR_ENCRYPTION_KEYS),
-            "CERTMGR_EDGE_DIR": str(tmp_path / "edge"),
-            "ACME_DIRECTORY_URL": pebble.directory_url,
-            "ACME_CA_BUNDLE": str(pebble.ca_bundle),
+            **worker_env(tmp_path=tmp_path, broker_url=redis.url, pebble=pebble, http_port=port),
             "ACME_ORDER_TIMEOUT": "120",
             "CERTMGR_RENEW_INTERVAL": "1",
-            "CERTMGR_DNS_RESOLVERS": pebble.dns.dns_address,
-            "CERTMGR_EDGE_ADDRESSES": "127.0.0.1",
-            "ACME_HTTP01_PORT": str(port),
             **limits,
         }
         with (
