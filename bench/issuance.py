@@ -56,7 +56,6 @@ ROUNDS = 3
 FLOOR_TARGET = 1.5  # A / F at most
 CERTBOT_TARGET = 25.0  # C / A at least
 ISSUE_TIMEOUT = 180.0
-CERTBOT_TIMEOUT = 120.0
 SERVER_START_TIMEOUT = 30.0
 POLL = 0.02
 PROGRAMS = ("pebble", "pebble-challtestsrv", "redis-server", "nginx")
@@ -82,6 +81,7 @@ django.setup()
 
 import requests  # noqa: E402
 from acme_floor import account_client, floor_run  # noqa: E402
+from certbot_loop import certbot_bad_nonces, certbot_loop, certbot_path  # noqa: E402
 from cryptography import x509  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -394,95 +394,18 @@ def phase_floor(round_number: int, *, count: int, port: int, pebble, account) ->
     return PhaseResult(seconds=seconds, issued=issued, failures=failures)
 
 
-def certbot_path() -> str:
-    path = Path(sys.executable).parent / "certbot"
-    if path.exists():
-        return str(path)
-    found = shutil.which("certbot")
-    if found:
-        return found
-    sys.exit("certbot is not installed: `.venv/bin/python -m pip install -e '.[dev,bench]'`")
-
-
 def phase_certbot(
     round_number: int, *, count: int, port: int, directory_url: str, ca_bundle: str
 ) -> PhaseResult:
-    program = certbot_path()
-    base = _tmp / "certbot"
-    env = {**os.environ, "REQUESTS_CA_BUNDLE": ca_bundle}
-    suffix = "" if round_number == 0 else f".r{round_number}"
-    log_path = _tmp / f"certbot-round{round_number}.log"
-    issued, failures = 0, []
-    started = time.perf_counter()
-    with log_path.open("ab") as log:
-        for index in range(count):
-            hostname = f"shop{index}{suffix}.certbot.test"
-            command = [
-                program,
-                "certonly",
-                "--standalone",
-                "--non-interactive",
-                "--agree-tos",
-                "-m",
-                "bench@example.test",
-                "--server",
-                directory_url,
-                "--http-01-port",
-                str(port),
-                "--http-01-address",
-                "127.0.0.1",
-                "-d",
-                hostname,
-                "--config-dir",
-                str(base / "config"),
-                "--work-dir",
-                str(base / "work"),
-                "--logs-dir",
-                str(base / "logs"),
-            ]
-            try:
-                result = subprocess.run(
-                    command,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.PIPE,
-                    timeout=CERTBOT_TIMEOUT,
-                )
-            except subprocess.TimeoutExpired:
-                failures.append(f"{hostname}: certbot ran over {CERTBOT_TIMEOUT:g} s")
-                continue
-            log.write(result.stderr)
-            live = base / "config" / "live" / hostname / "fullchain.pem"
-            if result.returncode == 0 and live.exists():
-                issued += 1
-            else:
-                failures.append(f"{hostname}: {certbot_error(result.stderr)}")
-    return PhaseResult(seconds=time.perf_counter() - started, issued=issued, failures=failures)
-
-
-def certbot_error(stderr: bytes) -> str:
-    """What certbot said went wrong (its output carries no key material)."""
-    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
-    lines = [line for line in lines if line]
-    for index, line in enumerate(lines[:-1]):
-        # "An unexpected error occurred:" puts the reason on the next line.
-        if line == "An unexpected error occurred:":
-            return f"{line} {lines[index + 1]}"[:300]
-    for pattern in (r"^Detail:", r"urn:ietf:params:acme:error", r"[Ee]rror|[Ff]ailed"):
-        for line in lines:
-            if re.search(pattern, line):
-                return line[:300]
-    return (lines[-1] if lines else "no output")[:300]
-
-
-def certbot_bad_nonces() -> int:
-    """badNonce answers certbot retried, from its logs (one file per run, letsencrypt.log[.N]):
-    the acme library logs "Retrying request after error" for each, and retries only those."""
-    return sum(
-        path.read_text(errors="replace").count("Retrying request after error")
-        for path in (_tmp / "certbot" / "logs").glob("letsencrypt.log*")
+    seconds, issued, failures = certbot_loop(
+        round_number,
+        count=count,
+        port=port,
+        directory_url=directory_url,
+        ca_bundle=ca_bundle,
+        workdir=_tmp,
     )
+    return PhaseResult(seconds=seconds, issued=issued, failures=failures)
 
 
 def failures_print(label: str, failures: list[str]) -> None:
@@ -614,7 +537,7 @@ def main() -> None:
     )
     names = {
         "A": "certmgr (SSL page -> served by nginx)",
-        "F": "floor (bare acme, 20 threads)",
+        "F": f"floor (bare acme, {count} threads)",
         "C": "certbot (loop)",
     }
     for key, seconds in medians.items():
@@ -629,7 +552,7 @@ def main() -> None:
     )
     if "C" in medians:
         print(
-            f"    certbot retried {certbot_bad_nonces()} badNonce answers from Pebble "
+            f"    certbot retried {certbot_bad_nonces(_tmp)} badNonce answers from Pebble "
             "(once each; a second one in a row fails the run)"
         )
         ratio = medians["C"] / medians["A"]
