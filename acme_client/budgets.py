@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .limits import (
@@ -112,55 +113,139 @@ def _free(cutoff: datetime) -> Q:
     return Q(used_at__isnull=True) | Q(used_at__lte=cutoff)
 
 
-def _frees_at(ca: str, need: Need, limit: Limit, now: datetime) -> datetime:
-    oldest = _slots(ca, need, limit).aggregate(oldest=Min("used_at"))["oldest"]
-    return (oldest or now) + limit.window + margin()
+class _RaceLost(Exception):
+    """Another worker took the slot planned (or added it) first: read the ledger again."""
 
 
-def _take_one(
-    ca: str, need: Need, limit: Limit, *, order: AcmeOrder | None, now: datetime
-) -> datetime | None:
-    """Take one slot; None when taken, else when the budget frees."""
-    cutoff = now - limit.window - margin()
-    slots = _slots(ca, need, limit)
-    for _ in range(TAKE_ATTEMPTS):
-        free = slots.filter(_free(cutoff)).order_by("slot").values_list("pk", flat=True).first()
-        if free is not None:
-            # Only while it is still free: a worker that took it meanwhile wins.
-            taken = BudgetSlot.objects.filter(_free(cutoff), pk=free).update(
-                previous_used_at=F("used_at"), used_at=now, order=order
-            )
-            if taken == 1:
-                return None
-            continue
-        count = slots.count()
-        if count >= limit.count:
-            return _frees_at(ca, need, limit, now)
-        try:
-            with transaction.atomic():
-                BudgetSlot.objects.create(
-                    ca=ca, budget=need.budget, key=need.key, slot=count, used_at=now, order=order
-                )
+@dataclass(frozen=True)
+class _Ledger:
+    """The slots and the holds of some needs at one moment, read in two queries (outside any
+    write transaction: the takes are conditional, so a stale read only loses a race)."""
+
+    slots: dict[tuple[str, str], list[tuple[int, int, datetime | None]]]
+    holds: dict[tuple[str, str], datetime]
+    now: datetime
+
+    def held(self, needs: list[Need]) -> tuple[Need, datetime] | None:
+        """The latest hold the CA put on any of `needs` that is not over, or None."""
+        found = [
+            (self.holds[(n.budget, n.key)], n) for n in needs if (n.budget, n.key) in self.holds
+        ]
+        if not found:
             return None
-        except IntegrityError:
-            continue  # another worker added that slot first
-    return now + margin()
+        until, need = max(found, key=lambda pair: pair[0])
+        return need, until
+
+    def step(self, need: Need, limit: Limit) -> tuple[int | None, int] | datetime:
+        """How to take one slot of `need`: (pk of a free slot, its number), or (None, the
+        number of the slot to add); when the budget is full, the moment it frees."""
+        cutoff = self.now - limit.window - margin()
+        rows = sorted(
+            (slot, pk, used_at)
+            for pk, slot, used_at in self.slots.get((need.budget, need.key), [])
+            if slot < limit.count
+        )
+        for slot, pk, used_at in rows:
+            if used_at is None or used_at <= cutoff:
+                return pk, slot
+        if len(rows) < limit.count:
+            return None, len(rows)
+        oldest = min((used_at for _, _, used_at in rows if used_at is not None), default=None)
+        return (oldest or self.now) + limit.window + margin()
+
+    def frees_at(self, need: Need) -> tuple[datetime, bool] | None:
+        """When `need`'s budget frees (and whether the CA holds it), or None: free now."""
+        held = self.held([need])
+        if held is not None:
+            return held[1], True
+        limit = limit_of(need.budget)
+        if limit is None:
+            return None
+        step = self.step(need, limit)
+        return (step, False) if isinstance(step, datetime) else None
 
 
-def _held_until(ca: str, needs: list[Need], now: datetime) -> tuple[Need, datetime] | None:
-    """The latest hold the CA put on any of `needs` that is not over, or None."""
+def _ledger_read(ca: str, needs: list[Need], now: datetime) -> _Ledger:
     wanted = Q()
     for need in needs:
         wanted |= Q(budget=need.budget, key=need.key)
-    hold = (
-        BudgetHold.objects.filter(wanted, ca=ca, until__gt=now)
-        .order_by("-until")
-        .values_list("budget", "key", "until")
-        .first()
+    slots: dict[tuple[str, str], list[tuple[int, int, datetime | None]]] = {}
+    rows = BudgetSlot.objects.filter(wanted, ca=ca).values_list(
+        "pk", "budget", "key", "slot", "used_at"
     )
-    if hold is None:
-        return None
-    return Need(Budget(hold[0]), hold[1]), hold[2]
+    for pk, budget, key, slot, used_at in rows:
+        slots.setdefault((budget, key), []).append((pk, slot, used_at))
+    holds: dict[tuple[str, str], datetime] = {}
+    for budget, key, until in BudgetHold.objects.filter(wanted, ca=ca, until__gt=now).values_list(
+        "budget", "key", "until"
+    ):
+        holds[(budget, key)] = max(until, holds.get((budget, key), until))
+    return _Ledger(slots=slots, holds=holds, now=now)
+
+
+def _slot_take(
+    ca: str, need: Need, limit: Limit, step: tuple[int | None, int], *, order, now: datetime
+) -> None:
+    """Take the slot `step` planned, only while it is still free; raises _RaceLost."""
+    pk, number = step
+    if pk is not None:
+        cutoff = now - limit.window - margin()
+        taken = BudgetSlot.objects.filter(_free(cutoff), pk=pk).update(
+            previous_used_at=F("used_at"), used_at=now, order=order
+        )
+        if taken != 1:
+            raise _RaceLost()
+        return
+    try:
+        with transaction.atomic():
+            BudgetSlot.objects.create(
+                ca=ca, budget=need.budget, key=need.key, slot=number, used_at=now, order=order
+            )
+    except IntegrityError:
+        raise _RaceLost() from None  # another worker added that slot first
+
+
+def _take(
+    needs: list[Need],
+    *,
+    ca: str,
+    now: datetime,
+    order: AcmeOrder | None = None,
+    create: Callable[[], AcmeOrder] | None = None,
+    checks: tuple[Need, ...] = (),
+) -> AcmeOrder | None:
+    """Take one slot of each need, all or nothing, after `checks` (budgets that must not be
+    full, nothing taken of them). The ledger is read first; then one short transaction
+    creates the order (`create`, so that a full budget leaves no order behind) and takes
+    each planned slot conditionally. A lost race rolls it all back and reads again."""
+    for _ in range(TAKE_ATTEMPTS):
+        ledger = _ledger_read(ca, [*checks, *needs], now)
+        for need in checks:
+            blocked = ledger.frees_at(need)
+            if blocked is not None:
+                raise BudgetFull(need, blocked[0], held=blocked[1])
+        held = ledger.held(needs)
+        if held is not None:
+            raise BudgetFull(held[0], held[1], held=True)
+        plan = []
+        for need in needs:
+            limit = limit_of(need.budget)
+            if limit is None:
+                continue
+            step = ledger.step(need, limit)
+            if isinstance(step, datetime):
+                raise BudgetFull(need, step)
+            plan.append((need, limit, step))
+        try:
+            with transaction.atomic():
+                made = create() if create is not None else order
+                for need, limit, step in plan:
+                    _slot_take(ca, need, limit, step, order=made, now=now)
+            return made
+        except _RaceLost:
+            continue
+    # Each lost race is another worker's take: the budget is as good as full.
+    raise BudgetFull(needs[0], now + margin())
 
 
 def budgets_take(
@@ -168,33 +253,14 @@ def budgets_take(
 ) -> None:
     """Take one slot of each need, all or nothing; raises BudgetFull (taking none) when one is
     full or held."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        held = _held_until(ca, needs, now)
-        if held is not None:
-            raise BudgetFull(held[0], held[1], held=True)
-        for need in needs:
-            limit = limit_of(need.budget)
-            if limit is None:
-                continue
-            frees_at = _take_one(ca, need, limit, order=order, now=now)
-            if frees_at is not None:
-                raise BudgetFull(need, frees_at)  # rolls back the slots taken before
+    _take(needs, ca=ca, order=order, now=now or timezone.now())
 
 
 def budget_frees_at(need: Need, *, ca: str, now: datetime | None = None) -> datetime | None:
     """When the budget frees if it is full or held now; None when a take would succeed."""
     now = now or timezone.now()
-    held = _held_until(ca, [need], now)
-    if held is not None:
-        return held[1]
-    limit = limit_of(need.budget)
-    if limit is None:
-        return None
-    slots = _slots(ca, need, limit)
-    if slots.count() < limit.count or slots.filter(_free(now - limit.window - margin())).exists():
-        return None
-    return _frees_at(ca, need, limit, now)
+    blocked = _ledger_read(ca, [need], now).frees_at(need)
+    return blocked[0] if blocked is not None else None
 
 
 def order_budgets_check(
@@ -204,11 +270,12 @@ def order_budgets_check(
     first that is full or held. Takes nothing: asked before the pre-flight checks, so that a
     channel that must wait anyway costs no DNS or HTTP work (the take may still lose a race)."""
     now = now or timezone.now()
-    for need in [validation_need(hostname), *order_needs(hostname)]:
-        frees_at = budget_frees_at(need, ca=ca, now=now)
-        if frees_at is not None:
-            held = _held_until(ca, [need], now)
-            return BudgetFull(need, frees_at, held=held is not None)
+    needs = [validation_need(hostname), *order_needs(hostname)]
+    ledger = _ledger_read(ca, needs, now)
+    for need in needs:
+        blocked = ledger.frees_at(need)
+        if blocked is not None:
+            return BudgetFull(need, blocked[0], held=blocked[1])
     return None
 
 
@@ -232,18 +299,25 @@ def frees_at_in_line(need: Need, *, ca: str, ahead: int, now: datetime) -> datet
 
 
 def order_budgets_take(
-    *, hostname: str, ca: str, order: AcmeOrder | None, now: datetime | None = None
-) -> None:
+    *,
+    hostname: str,
+    ca: str,
+    order: AcmeOrder | None,
+    create: Callable[[], AcmeOrder] | None = None,
+    now: datetime | None = None,
+) -> AcmeOrder | None:
     """Take the budgets of a new order for `hostname` (one not exempt as an ARI renewal), and
     refuse it while the hostname's failed-validation budget is full (the CA would refuse its
-    validation anyway). Raises BudgetFull, having taken nothing."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        validations = validation_need(hostname)
-        frees_at = budget_frees_at(validations, ca=ca, now=now)
-        if frees_at is not None:
-            raise BudgetFull(validations, frees_at)
-        budgets_take(order_needs(hostname), ca=ca, order=order, now=now)
+    validation anyway). Raises BudgetFull, having taken (and created) nothing. With `create`,
+    the order row is made in the same transaction as the takes; returns the order."""
+    return _take(
+        order_needs(hostname),
+        ca=ca,
+        order=order,
+        create=create,
+        now=now or timezone.now(),
+        checks=(validation_need(hostname),),
+    )
 
 
 def order_budgets_give_back(order: AcmeOrder) -> int:

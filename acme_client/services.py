@@ -192,23 +192,26 @@ class _Attempt:
         }
 
     def open(self, *, replaces: str) -> AcmeOrder:
-        """Create the order row, taking the CA's budgets first unless it is exempt (all in one
-        transaction: a full budget raises BudgetFull and leaves nothing behind)."""
+        """Create the order row, taking the CA's budgets first unless it is exempt (the row and
+        the takes in one transaction: a full budget raises BudgetFull and leaves nothing)."""
         channel = self.channel
         self.exempt = bool(replaces)
-        with transaction.atomic():
-            order = AcmeOrder.objects.create(
+
+        def create() -> AcmeOrder:
+            return AcmeOrder.objects.create(
                 channel=channel,
                 hostname=channel.hostname,
                 directory_url=settings.ACME_DIRECTORY_URL,
                 profile=channel.acme_profile or settings.ACME_PROFILE,
                 replaces=replaces,
             )
-            if not self.exempt:
-                budgets.order_budgets_take(
-                    hostname=channel.hostname, ca=settings.ACME_DIRECTORY_URL, order=order
-                )
-        self.order = order
+
+        if self.exempt:
+            self.order = create()
+        else:
+            self.order = budgets.order_budgets_take(
+                hostname=channel.hostname, ca=settings.ACME_DIRECTORY_URL, order=None, create=create
+            )
         self.started_log()
         return self.order
 

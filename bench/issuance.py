@@ -9,7 +9,7 @@ anything):
   SSL pages, COUNT POSTs at once from COUNT threads of one logged-in manager, and the clock
   runs until nginx serves a certificate for every hostname (a TLS handshake with SNI to the
   edge, repeated until it answers with the hostname's certificate). Everything is real and at
-  its defaults: the web server (Django's threaded runserver, answering HTTP-01 from the
+  its defaults: the web server (`manage.py serve`, make run's: Django's threaded server, answering HTTP-01 from the
   database), Redis, the general worker (`celery worker --queues celery`) and the ACME worker
   (`manage.py acme_worker`: one process, CERTMGR_ACME_CONCURRENCY threads, 16 by default),
   nginx reading the edge folder, SQLite. Each order runs the real pre-flight first: DNS and
@@ -133,7 +133,7 @@ def process_stop(process: subprocess.Popen) -> None:
 
 
 class WebServer:
-    """The application's web server on 127.0.0.1:port (Django's threaded runserver)."""
+    """The application's web server on 127.0.0.1:port, as make run starts it (manage.py serve)."""
 
     def __init__(self, *, port: int, env: dict[str, str], log_path: Path):
         self.port, self.env, self.log_path = port, env, log_path
@@ -149,7 +149,7 @@ class WebServer:
                 [
                     sys.executable,
                     "manage.py",
-                    "runserver",
+                    "serve",
                     "--noreload",
                     "--skip-checks",
                     f"127.0.0.1:{self.port}",
@@ -302,7 +302,7 @@ def cpu_seconds_by_program() -> dict[str, float]:
 PROGRAM_LABELS = (
     ("acme_worker", "ACME worker"),
     ("celery", "general worker"),
-    ("runserver", "web server"),
+    ("manage.py serve", "web server"),
     ("issuance.py", "bench (clients)"),
     ("pebble-challtestsrv", "DNS (challtestsrv)"),
     ("pebble", "Pebble"),

@@ -6,8 +6,9 @@ Contract:
   starts the application on a free port of 127.0.0.1 from the repository root, with `env`
   merged over os.environ, in a process group of its own: gunicorn (``python -m gunicorn
   certmgr.wsgi``, one gthread worker, access log on stdout) when it is installed, as in
-  production, else ``manage.py runserver --noreload``, which also logs every request
-  (``server="gunicorn"`` or ``"runserver"`` chooses). stdout and stderr go to
+  production, else ``manage.py serve --noreload`` (make run's server: Django's, with a
+  larger listen backlog), which also logs every request (``server="gunicorn"`` or
+  ``"serve"`` chooses). stdout and stderr go to
   ``<workdir>/<name>.log``.
 * It waits until ``GET /accounts/login/`` answers 200 on the back-office host 127.0.0.1 and
   yields a ``WebProcess``: ``port``, ``url``, ``log()``, ``log_tail()`` and
@@ -45,14 +46,14 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 START_ATTEMPTS = 3
 
-# `"GET /path HTTP/1.0" 200` in gunicorn's access log and in runserver's request log alike.
+# `"GET /path HTTP/1.0" 200` in gunicorn's access log and in Django's server's request log alike.
 _REQUEST_LINE = re.compile(r'"[A-Z]+ (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
 
 def server_command(port: int, server: str | None = None) -> list[str]:
     """gunicorn when installed (production's server), else Django's development server."""
     if server is None:
-        server = "gunicorn" if importlib.util.find_spec("gunicorn") is not None else "runserver"
+        server = "gunicorn" if importlib.util.find_spec("gunicorn") is not None else "serve"
     if server == "gunicorn":
         return [
             sys.executable,
@@ -73,7 +74,7 @@ def server_command(port: int, server: str | None = None) -> list[str]:
     return [
         sys.executable,
         "manage.py",
-        "runserver",
+        "serve",
         "--noreload",
         f"127.0.0.1:{port}",
     ]

@@ -13,7 +13,7 @@ from tests.support import port_open
 from tests.web import web_run
 
 
-@pytest.mark.parametrize("server", ["gunicorn", "runserver"])
+@pytest.mark.parametrize("server", ["gunicorn", "serve"])
 def test_a_web_process_answers_logs_its_requests_and_stops(server, tmp_path):
     if server == "gunicorn" and importlib.util.find_spec("gunicorn") is None:
         pytest.skip("gunicorn is not installed")
