@@ -9,9 +9,10 @@ anything):
   SSL pages, COUNT POSTs at once from COUNT threads of one logged-in manager, and the clock
   runs until nginx serves a certificate for every hostname (a TLS handshake with SNI to the
   edge, repeated until it answers with the hostname's certificate). Everything is real and at
-  its defaults: the web server (`manage.py serve`, make run's: Django's threaded server, answering HTTP-01 from the
-  database), Redis, the general worker (`celery worker --queues celery`) and the ACME worker
-  (`manage.py acme_worker`: one process, CERTMGR_ACME_CONCURRENCY threads, 16 by default),
+  its defaults: the web server (make run's `manage.py serve`, Django's threaded server,
+  answering HTTP-01 from the database), Redis, the general worker (`celery worker --queues
+  celery`) and the ACME worker (`manage.py acme_worker`: one process,
+  CERTMGR_ACME_CONCURRENCY threads, 16 by default),
   nginx reading the edge folder, SQLite. Each order runs the real pre-flight first: DNS and
   CAA asked of Pebble's DNS server (pebble-challtestsrv), 127.0.0.1 as the edge's address and
   the HTTP-01 self-check fetched from the web server.
