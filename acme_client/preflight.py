@@ -27,7 +27,7 @@ from django.utils import timezone
 from certificates.renewal import failure_backoff
 from onboarding.caa import caa_check
 from onboarding.checks_http import http01_self_check
-from onboarding.dns import addresses_lookup, edge_check
+from onboarding.dns import AddressAnswer, addresses_lookup, edge_check
 from onboarding.resolving import resolver
 from onboarding.services import checks_merge
 from saleschannels.findings import Check, Finding
@@ -51,8 +51,9 @@ def channel_preflight(channel: SalesChannel) -> list[Finding]:
     """The DNS, CAA and HTTP-01 findings for the channel's hostname, in that order."""
     hostname = channel.hostname
     dns_resolver = resolver()
+    looked_up = addresses_lookup(dns_resolver, hostname)
     dns = edge_check(
-        addresses_lookup(dns_resolver, hostname),
+        looked_up,
         edge_addresses=settings.CERTMGR_EDGE_ADDRESSES,
         edge_cname=settings.CERTMGR_EDGE_CNAME,
     )
@@ -62,7 +63,7 @@ def channel_preflight(channel: SalesChannel) -> list[Finding]:
         identities=settings.ACME_CAA_IDENTITIES,
         account_uri=_account_uri(),
     )
-    return [dns, caa, _http01_self_check(hostname)]
+    return [dns, caa, _http01_self_check(hostname, looked_up=looked_up)]
 
 
 def preflight_blocker(findings: list[Finding]) -> Finding | None:
@@ -79,13 +80,14 @@ def _account_uri() -> str | None:
     )
 
 
-def _http01_self_check(hostname: str) -> Finding:
-    """Publish a token as a challenge would be, fetch it as the CA would, withdraw it."""
+def _http01_self_check(hostname: str, *, looked_up: AddressAnswer) -> Finding:
+    """Publish a token as a challenge would be, fetch it as the CA would (at the addresses
+    the DNS check found), withdraw it."""
     token = secrets.token_urlsafe(32)
     key_authorization = f"{token}.certmgr-self-check-{secrets.token_urlsafe(16)}"
     challenge_publish(hostname=hostname, token=token, key_authorization=key_authorization)
     try:
-        return http01_self_check(hostname, token, key_authorization)
+        return http01_self_check(hostname, token, key_authorization, looked_up=looked_up)
     finally:
         challenge_withdraw(token=token)
 

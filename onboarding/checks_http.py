@@ -24,21 +24,42 @@ from core.addresses import address_is_public
 from saleschannels.findings import Check, Finding
 from saleschannels.models import VERIFICATION_HTTP_PREFIX
 
-from .dns import addresses_lookup, edge_check
+from .dns import AddressAnswer, addresses_lookup, edge_check, name_make, name_text
 from .http import LookupFailed, ca_fetch
 from .resolving import resolver
 
 ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 
 
-def http01_self_check(hostname: str, token: str, key_authorization: str) -> Finding:
-    """Fetch the HTTP-01 token as the CA will: HTTP_OK when `key_authorization` answers."""
+def http01_self_check(
+    hostname: str, token: str, key_authorization: str, *, looked_up: AddressAnswer | None = None
+) -> Finding:
+    """Fetch the HTTP-01 token as the CA will: HTTP_OK when `key_authorization` answers.
+
+    `looked_up`, the hostname's addresses as the DNS check just found them, saves asking DNS
+    again for the first connection (a redirect to another name still asks)."""
     return _fetch(
         hostname=hostname,
         path=f"{ACME_CHALLENGE_PREFIX}{token}",
         check=Check.HTTP,
         expected=key_authorization.encode(),
+        resolve=_resolve_knowing(looked_up),
     )
+
+
+def _resolve_knowing(looked_up: AddressAnswer | None):
+    """addresses_resolve, answering the name `looked_up` is about from it when it succeeded."""
+    if looked_up is None or looked_up.failure is not None or not looked_up.addresses:
+        return addresses_resolve
+
+    def resolve(name: str) -> list[str]:
+        try:
+            known = name_text(name_make(name)) == looked_up.hostname
+        except ValueError:
+            known = False
+        return list(looked_up.addresses) if known else addresses_resolve(name)
+
+    return resolve
 
 
 def http_token_verify(channel) -> Finding:
@@ -52,13 +73,13 @@ def http_token_verify(channel) -> Finding:
     )
 
 
-def _fetch(*, hostname: str, path: str, check: Check, expected: bytes) -> Finding:
+def _fetch(*, hostname: str, path: str, check: Check, expected: bytes, resolve=None) -> Finding:
     return ca_fetch(
         hostname=hostname,
         path=path,
         port=settings.ACME_HTTP01_PORT,
         https_port=settings.ACME_HTTP01_TLS_PORT,
-        resolve=addresses_resolve,
+        resolve=resolve or addresses_resolve,
         address_allowed=address_allowed,
         timeout=settings.CERTMGR_PROBE_TIMEOUT,
         check=check,

@@ -17,7 +17,9 @@ import pytest
 from certmgr import demo_pki
 from core.addresses import address_is_public
 from onboarding.checks_http import http01_self_check
+from onboarding.dns import addresses_lookup
 from onboarding.http import BODY_LIMIT, MAX_REDIRECTS, LookupFailed, ca_fetch
+from onboarding.resolving import resolver
 from saleschannels.findings import Check, Finding, Reason
 from tests.nginx import nginx_run
 from tests.support import port_free, require_program
@@ -630,3 +632,22 @@ def test_the_self_check_reports_dns_with_the_edge_in_its_advice(dns_settings, ch
 
     challtestsrv.servfail_set(SHOP)
     assert http01_self_check(SHOP, TOKEN, KEY.decode()).reason == Reason.DNS_SERVFAIL
+
+
+def test_the_self_check_connects_where_the_dns_check_found_the_name_without_asking_again(
+    dns_settings, challtestsrv, origin
+):
+    challtestsrv.a_set(SHOP, ["127.0.0.1"])
+    origin.answer(PATH, body=KEY)
+    looked_up = addresses_lookup(resolver(), SHOP)
+    challtestsrv.servfail_set(SHOP)  # a second question would now fail
+
+    finding = http01_self_check(SHOP, TOKEN, KEY.decode(), looked_up=looked_up)
+
+    assert finding == Finding(Check.HTTP, Reason.HTTP_OK, {"url": first_url(origin.port)})
+    assert origin.requests == [(PATH, SHOP)]
+    # A failed lookup is not reused: the check asks, and says what DNS answered.
+    failed = addresses_lookup(resolver(), SHOP)
+    assert http01_self_check(SHOP, TOKEN, KEY.decode(), looked_up=failed).reason == (
+        Reason.DNS_SERVFAIL
+    )
