@@ -27,6 +27,8 @@ class AuditEvent(models.Model):
             "The CA moved the renewal window earlier (ARI)",
         )
         INSTITUTION_NOTIFICATIONS = "institution.notifications", "Notification settings changed"
+        INSTITUTION_TEST_EMAIL = "institution.test_email", "Test e-mail sent"
+        INSTITUTION_TEST_WEBHOOK = "institution.test_webhook", "Test webhook sent"
         CHANNEL_APPLE_PAY = "channel.apple_pay", "Apple Pay settings changed"
         REQUEST_CREATE = "certificate_request.create", "Key and CSR created"
         REQUEST_COMPLETE = "certificate_request.complete", "Certificate received for the CSR"

@@ -1,5 +1,5 @@
 """Expiry monitoring's pages: the dashboard (the back office's home) and an institution's
-notification settings.
+notification settings, with their test messages.
 
 What they show is read through querysets scoped to the user's institutions (another
 institution is a 404); changing the settings needs the manager role (403).
@@ -10,13 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certificates.models import CertificateStatus
 from institutions.models import user_can_manage
 from institutions.permissions import institution_for_user, require_manager
 
-from . import charts, dashboard, services
+from . import charts, dashboard, notification_tests, services
 from .forms import NotificationSettingsForm
 
 
@@ -79,5 +79,36 @@ def institution_notifications(request, slug: str):
     return render(
         request,
         "institutions/notifications.html",
-        {"institution": institution, "form": form, "can_manage": can_manage},
+        {
+            "institution": institution,
+            "form": form,
+            "can_manage": can_manage,
+            "test_limit": notification_tests.NOTIFICATION_TEST_LIMIT,
+        },
     )
+
+
+@login_required
+@require_POST
+def institution_notification_test_email(request, slug: str):
+    """Send a test e-mail to where the digests go; the settings page says what came of it."""
+    return _notification_test(request, slug, notification_tests.notification_test_email_send)
+
+
+@login_required
+@require_POST
+def institution_notification_test_webhook(request, slug: str):
+    """POST a test event to the saved webhook; the settings page says what came of it."""
+    return _notification_test(request, slug, notification_tests.notification_test_webhook_send)
+
+
+def _notification_test(request, slug: str, send):
+    institution = institution_for_user(request.user, slug)
+    require_manager(request.user, institution, to="send test notifications")
+    try:
+        outcome = send(institution=institution, actor=request.user)
+    except notification_tests.NotificationTestLimited as limited:
+        messages.error(request, str(limited))
+    else:
+        (messages.success if outcome.delivered else messages.error)(request, outcome.words)
+    return redirect("institution_notifications", slug=institution.slug)
