@@ -21,5 +21,6 @@ urlpatterns = [
         views.institution_notification_test_webhook,
         name="institution_notification_test_webhook",
     ),
+    path("history/", views.history_list, name="history"),
     path("metrics", metrics.metrics, name="metrics"),
 ]
