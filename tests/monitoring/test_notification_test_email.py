@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from core.models import AuditEvent
 from monitoring.notification_tests import NOTIFICATION_TEST_LIMIT
+from tests.support import page_after_redirect
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +25,9 @@ def email_test_url(institution) -> str:
 
 
 def page_after(client, response) -> str:
-    assert response.status_code == 302
-    assert response["Location"] == reverse("institution_notifications", args=["acme-tickets"])
-    return client.get(response["Location"]).content.decode()
+    return page_after_redirect(
+        client, response, reverse("institution_notifications", args=["acme-tickets"])
+    )
 
 
 def test_a_manager_sends_a_test_email_to_the_notification_addresses(as_alice, alice, acme):
@@ -147,11 +148,16 @@ def test_the_limit_is_per_institution(client, alice, charlie, acme, opera):
     assert len(mail.outbox) == NOTIFICATION_TEST_LIMIT + 1
 
 
-def test_a_viewer_may_not_send_one(client, bob, acme):
+@pytest.mark.parametrize(
+    ("user", "status"),
+    [("bob", 403), ("charlie", 404)],
+    ids=["a viewer is refused", "another institution is not found"],
+)
+def test_only_its_managers_may_send_one(client, acme, request, user, status):
     acme.notification_emails = "ops@acme.test"
     acme.save()
-    client.force_login(bob)
-    assert client.post(email_test_url(acme)).status_code == 403
+    client.force_login(request.getfixturevalue(user))
+    assert client.post(email_test_url(acme)).status_code == status
     assert mail.outbox == []
 
 
@@ -159,14 +165,6 @@ def test_the_viewer_page_has_no_test_buttons(client, bob, acme):
     client.force_login(bob)
     html = client.get(reverse("institution_notifications", args=[acme.slug])).content.decode()
     assert "Send test e-mail" not in html
-
-
-def test_another_institution_is_not_found(client, charlie, acme):
-    acme.notification_emails = "ops@acme.test"
-    acme.save()
-    client.force_login(charlie)
-    assert client.post(email_test_url(acme)).status_code == 404
-    assert mail.outbox == []
 
 
 def test_it_takes_a_post_with_a_csrf_token(alice, acme):

@@ -11,6 +11,7 @@ from django.urls import reverse
 from core.models import AuditEvent
 from monitoring import webhooks
 from tests.monitoring.webhook_server import WebhookServer
+from tests.support import page_after_redirect
 
 pytestmark = pytest.mark.django_db
 
@@ -26,9 +27,9 @@ def webhook_test_url(institution) -> str:
 
 
 def page_after(client, response) -> str:
-    assert response.status_code == 302
-    assert response["Location"] == reverse("institution_notifications", args=["acme-tickets"])
-    return client.get(response["Location"]).content.decode()
+    return page_after_redirect(
+        client, response, reverse("institution_notifications", args=["acme-tickets"])
+    )
 
 
 def closed_port() -> int:
@@ -141,19 +142,15 @@ def test_a_few_tests_a_minute_so_no_third_party_is_hammered(as_alice, acme, on_l
     assert "At most 3 test webhooks a minute per institution: try again in" in html
 
 
-def test_a_viewer_may_not_send_one(client, bob, acme, on_loopback):
+@pytest.mark.parametrize(
+    ("user", "status"),
+    [("bob", 403), ("charlie", 404)],
+    ids=["a viewer is refused", "another institution is not found"],
+)
+def test_only_its_managers_may_send_one(client, acme, on_loopback, request, user, status):
     with WebhookServer() as hook:
         acme.webhook_url = hook.url
         acme.save()
-        client.force_login(bob)
-        assert client.post(webhook_test_url(acme)).status_code == 403
-    assert hook.bodies == []
-
-
-def test_another_institution_is_not_found(client, charlie, acme, on_loopback):
-    with WebhookServer() as hook:
-        acme.webhook_url = hook.url
-        acme.save()
-        client.force_login(charlie)
-        assert client.post(webhook_test_url(acme)).status_code == 404
+        client.force_login(request.getfixturevalue(user))
+        assert client.post(webhook_test_url(acme)).status_code == status
     assert hook.bodies == []
