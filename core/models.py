@@ -51,7 +51,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+            # The history page: an institution's events, newest first (monitoring/history.py).
+            models.Index(fields=["institution", "created_at", "id"], name="audit_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.target_repr}"

@@ -63,12 +63,20 @@ class HistoryRow:
 
 
 def audit_events_visible_to(user) -> QuerySet[AuditEvent]:
-    """The audit events of the institutions the user may read (staff: every one)."""
+    """The audit events of the institutions the user may read (staff: every one).
+
+    The institutions' ids are read first: a user's one institution as an equality lets the
+    database walk its index of an institution's events newest first (audit_recent) and stop
+    at a page, where a subquery made it sort every event of the institution (about 0.3 s at
+    100,000 events on SQLite)."""
     if not user.is_authenticated:
         return AuditEvent.objects.none()
     if user.is_staff:
         return AuditEvent.objects.all()
-    return AuditEvent.objects.filter(institution_id__in=visible_institution_ids(user))
+    ids = list(visible_institution_ids(user).values_list("institution_id", flat=True))
+    if len(ids) == 1:
+        return AuditEvent.objects.filter(institution_id=ids[0])
+    return AuditEvent.objects.filter(institution_id__in=ids)
 
 
 def history_actors(user) -> list[tuple[str, str]]:
