@@ -23,13 +23,15 @@ class ExpiryDatesForm(forms.Form):
     expires_before = forms.CharField(required=False, strip=True)
 
     def clean_expires_after(self) -> date | None:
-        return _day(self.cleaned_data["expires_after"])
+        return filter_day(self.cleaned_data["expires_after"])
 
     def clean_expires_before(self) -> date | None:
-        return _day(self.cleaned_data["expires_before"])
+        return filter_day(self.cleaned_data["expires_before"])
 
 
-def _day(value: str) -> date | None:
+def filter_day(value: str) -> date | None:
+    """A day filter's date (None when empty), or a ValidationError saying in plain words why
+    it is not applied (the history page's date filters read theirs here too)."""
     if not value:
         return None
     shown = value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…"

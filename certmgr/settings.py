@@ -156,6 +156,9 @@ vars().update(
         if value is not None
     }
 )
+# Seconds an SMTP connection may wait on the mail server (Django's default waits for ever,
+# which would hold a worker, or the page sending a test e-mail, on a mail server that hangs).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="certmgr <certmgr@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -27,6 +27,8 @@ class AuditEvent(models.Model):
             "The CA moved the renewal window earlier (ARI)",
         )
         INSTITUTION_NOTIFICATIONS = "institution.notifications", "Notification settings changed"
+        INSTITUTION_TEST_EMAIL = "institution.test_email", "Test e-mail sent"
+        INSTITUTION_TEST_WEBHOOK = "institution.test_webhook", "Test webhook sent"
         CHANNEL_APPLE_PAY = "channel.apple_pay", "Apple Pay settings changed"
         REQUEST_CREATE = "certificate_request.create", "Key and CSR created"
         REQUEST_COMPLETE = "certificate_request.complete", "Certificate received for the CSR"
@@ -49,7 +51,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+            # The history page: an institution's events, newest first (monitoring/history.py).
+            models.Index(fields=["institution", "created_at", "id"], name="audit_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.target_repr}"

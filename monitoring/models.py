@@ -99,3 +99,30 @@ class ExpiryCheck(models.Model):
 
     def __str__(self) -> str:
         return f"checked until {self.checked_until:%Y-%m-%d %H:%M}"
+
+
+class NotificationTest(models.Model):
+    """One test message a manager had sent from the notification settings page: the ledger
+    that keeps tests to NOTIFICATION_TEST_LIMIT per kind and institution in any window of
+    NOTIFICATION_TEST_WINDOW (monitoring/notification_tests.py). What each test came to is in
+    the audit trail; rows older than the window are deleted as new ones are taken."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    institution = models.ForeignKey(
+        "institutions.Institution", on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    requested_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["institution", "kind", "requested_at"], name="notification_test_recent"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} test at {self.requested_at:%Y-%m-%d %H:%M}"

@@ -11,5 +11,16 @@ urlpatterns = [
         views.institution_notifications,
         name="institution_notifications",
     ),
+    path(
+        "institutions/<slug:slug>/notifications/test-email/",
+        views.institution_notification_test_email,
+        name="institution_notification_test_email",
+    ),
+    path(
+        "institutions/<slug:slug>/notifications/test-webhook/",
+        views.institution_notification_test_webhook,
+        name="institution_notification_test_webhook",
+    ),
+    path("history/", views.history_list, name="history"),
     path("metrics", metrics.metrics, name="metrics"),
 ]

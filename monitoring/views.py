@@ -1,5 +1,5 @@
 """Expiry monitoring's pages: the dashboard (the back office's home) and an institution's
-notification settings.
+notification settings, with their test messages, and the history of the user's institutions.
 
 What they show is read through querysets scoped to the user's institutions (another
 institution is a 404); changing the settings needs the manager role (403).
@@ -7,17 +7,21 @@ institution is a 404); changing the settings needs the manager role (403).
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certificates.models import CertificateStatus
-from institutions.models import user_can_manage
+from institutions.models import Institution, user_can_manage
 from institutions.permissions import institution_for_user, require_manager
 
-from . import charts, dashboard, services
-from .forms import NotificationSettingsForm
+from . import charts, dashboard, history, notification_tests, services
+from .forms import HistoryFiltersForm, NotificationSettingsForm
+
+HISTORY_PAGE_SIZE = 50
 
 
 @login_required
@@ -79,5 +83,68 @@ def institution_notifications(request, slug: str):
     return render(
         request,
         "institutions/notifications.html",
-        {"institution": institution, "form": form, "can_manage": can_manage},
+        {
+            "institution": institution,
+            "form": form,
+            "can_manage": can_manage,
+            "test_limit": notification_tests.NOTIFICATION_TEST_LIMIT,
+        },
+    )
+
+
+@login_required
+@require_POST
+def institution_notification_test_email(request, slug: str):
+    """Send a test e-mail to where the digests go; the settings page says what came of it."""
+    return _notification_test(request, slug, notification_tests.notification_test_email_send)
+
+
+@login_required
+@require_POST
+def institution_notification_test_webhook(request, slug: str):
+    """POST a test event to the saved webhook; the settings page says what came of it."""
+    return _notification_test(request, slug, notification_tests.notification_test_webhook_send)
+
+
+def _notification_test(request, slug: str, send):
+    institution = institution_for_user(request.user, slug)
+    require_manager(request.user, institution, to="send test notifications")
+    try:
+        outcome = send(institution=institution, actor=request.user)
+    except notification_tests.NotificationTestLimited as limited:
+        messages.error(request, str(limited))
+    else:
+        (messages.success if outcome.delivered else messages.error)(request, outcome.words)
+    return redirect("institution_notifications", slug=institution.slug)
+
+
+@login_required
+@require_GET
+def history_list(request):
+    """Every audit event of the user's institutions, newest first, filtered and paginated."""
+    institutions = list(Institution.objects.visible_to(request.user).order_by("name"))
+    form = HistoryFiltersForm(
+        request.GET, actors=history.history_actors(request.user), institutions=institutions
+    )
+    form.is_valid()  # a filter in error is simply absent from cleaned_data
+    filters = form.filters()
+    if filters.target_id is not None and not history.history_object_known(
+        request.user, filters.target_type, filters.target_id
+    ):
+        raise Http404("No such object.")
+    events = history.history_events(request.user, filters)
+    page = Paginator(events, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "institutions/history.html",
+        {
+            "form": form,
+            "filters": filters,
+            "page": page,
+            "rows": history.history_rows(request.user, list(page)),
+            "show_institution": len(institutions) > 1,
+            "query_without_page": query.urlencode(),
+        },
     )

@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import certifi
@@ -85,6 +86,34 @@ def _webhook_addresses(url: str, *, resolve: bool) -> tuple[str, list[str]]:
     return "", [str(address) for address in addresses]
 
 
+@dataclass(frozen=True)
+class WebhookResult:
+    """What a POST came to: `error` is "" when delivered, else webhook_post's words;
+    `reason` names what failed (Reason), `status` is the last HTTP answer's, if any."""
+
+    error: str = ""
+    reason: str = ""
+    status: int | None = None
+    attempts: int = 0
+
+    @property
+    def delivered(self) -> bool:
+        return not self.error
+
+
+class Reason:
+    """What a webhook POST failed on (WebhookResult.reason)."""
+
+    REFUSED_ADDRESS = "refused_address"  # webhook_address_refusal said no
+    UNRESOLVED = "unresolved"  # the name has no address
+    CONNECTION_REFUSED = "connection_refused"  # nothing listens there
+    NO_CONNECTION = "no_connection"  # unreachable, or the connection broke off
+    TLS = "tls"  # the TLS handshake or the certificate check failed
+    TIMEOUT = "timeout"
+    STATUS = "status"  # answered, not with 2xx
+    REQUEST_FAILED = "request_failed"
+
+
 def webhook_post(url: str, payload: dict) -> str:
     """POST `payload` as JSON, with WEBHOOK_ATTEMPTS tries; "" when delivered, else why not.
 
@@ -93,37 +122,53 @@ def webhook_post(url: str, payload: dict) -> str:
     POST goes to the very address that was checked (a name answering differently the second
     time, DNS rebinding, changes nothing); redirects are not followed.
     """
+    return webhook_send(url, payload).error
+
+
+def webhook_send(url: str, payload: dict, *, attempts: int = WEBHOOK_ATTEMPTS) -> WebhookResult:
+    """webhook_post with what it came to (WebhookResult) and its number of tries."""
     body = json.dumps(payload).encode()
-    error = ""
-    for attempt in range(WEBHOOK_ATTEMPTS):
+    error, reason, status = "", "", None
+    for attempt in range(attempts):
         if attempt:
             time.sleep(WEBHOOK_BACKOFF[min(attempt, len(WEBHOOK_BACKOFF)) - 1])
         refusal, addresses = _webhook_addresses(url, resolve=True)
         if refusal:
-            return refusal
+            return WebhookResult(refusal, Reason.REFUSED_ADDRESS, attempts=attempt + 1)
         if not addresses:
-            error = "could not connect"  # the name does not resolve
+            error, reason = "could not connect", Reason.UNRESOLVED
             continue
         try:
             status = _webhook_post_to_any(url, addresses, body)
-        except NewConnectionError:
+        except NewConnectionError as exception:
+            refused = isinstance(exception.__cause__, ConnectionRefusedError)
             error = "could not connect"
+            reason = Reason.CONNECTION_REFUSED if refused else Reason.NO_CONNECTION
             continue
         except Urllib3TimeoutError:
-            error = f"no answer within {WEBHOOK_TIMEOUT:g} s"
+            error, reason = f"no answer within {WEBHOOK_TIMEOUT:g} s", Reason.TIMEOUT
             continue
-        except (SSLError, ProtocolError):
-            error = "could not connect"
+        except SSLError:
+            error, reason = "could not connect", Reason.TLS
+            continue
+        except ProtocolError:
+            error, reason = "could not connect", Reason.NO_CONNECTION
             continue
         except HTTPError as exception:
-            return f"request failed ({exception.__class__.__name__})"
+            error = f"request failed ({exception.__class__.__name__})"
+            return WebhookResult(error, Reason.REQUEST_FAILED, attempts=attempt + 1)
         if status < 300:
-            return ""
-        error = f"HTTP {status}"
+            return WebhookResult(status=status, attempts=attempt + 1)
+        error, reason = f"HTTP {status}", Reason.STATUS
         if status < 500 and status != 429:
             break
-    attempts = attempt + 1
-    return f"{error} after {attempts} attempt{'' if attempts == 1 else 's'}"
+    tries = attempt + 1
+    return WebhookResult(
+        f"{error} after {tries} attempt{'' if tries == 1 else 's'}",
+        reason,
+        status if reason == Reason.STATUS else None,
+        tries,
+    )
 
 
 def _webhook_post_to_any(url: str, addresses: list[str], body: bytes) -> int:

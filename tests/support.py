@@ -109,3 +109,10 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     if not path.exists():
         return f"(no log at {path})"
     return "\n".join(file_text(path).splitlines()[-lines:])
+
+
+def page_after_redirect(client, response, to: str) -> str:
+    """The page a POST redirected to (checked to be `to`), as the browser then shows it."""
+    assert response.status_code == 302, response.status_code
+    assert response["Location"] == to
+    return client.get(response["Location"]).content.decode()

@@ -87,6 +87,8 @@ def test_the_main_pages_raise_no_csp_violation(watched_page, alice, acme, make_c
         reverse("channel_ssl", args=[channel.pk]),
         reverse("channel_apple_pay", args=[channel.pk]),
         reverse("institution_list"),
+        reverse("institution_notifications", args=[acme.slug]),
+        reverse("history"),
     ):
         visit(page, path)
 
