@@ -98,6 +98,9 @@ class CertificateUploadForm(forms.Form):
         self.draft_files: dict = self.draft.get("files", {})
         self.draft_bundle = _draft_bundle(self.draft)
         self.needs_expiry = False
+        # The prompt for the expiry date, shown as a question, not an error (README, "Using
+        # it"): while it is set the form is not valid, though no field is in error.
+        self.expiry_prompt = ""
         self.bundle: BundleResult | None = None
         self.file_bytes: dict[str, bytes] = {}
         self.file_names: dict[str, str] = {}
@@ -171,6 +174,10 @@ class CertificateUploadForm(forms.Form):
             self.leaf_check(cleaned, self.bundle)
         return cleaned
 
+    def is_valid(self) -> bool:
+        """Valid when no field is in error and no expiry date is still asked for."""
+        return super().is_valid() and not self.expiry_prompt
+
     @property
     def draft_bundle_key_kept(self) -> bool:
         """Whether the kept key file is the key decrypted on the last attempt."""
@@ -192,14 +199,13 @@ class CertificateUploadForm(forms.Form):
         self.fields["expires_at"].required = True
         expires_on = cleaned.get("expires_at")
         if expires_on is None:
-            for message in self.bundle.errors.get("certificate", []):
-                self.add_error("certificate", message)
-            if not self.has_error("expires_at"):
-                self.add_error(
-                    "expires_at",
-                    "The expiry date could not be read from the certificate: enter it. "
-                    "The certificate will be shown as unverified.",
-                )
+            # Why it could not be read, then what to do: a question to answer, not an error.
+            reasons = " ".join(self.bundle.errors.get("certificate", []))
+            self.expiry_prompt = (f"{reasons} " if reasons else "") + (
+                "The expiry date could not be read from the certificate: enter it. "
+                "The certificate will be shown as unverified."
+            )
+            self.fields["expires_at"].widget.attrs["aria-describedby"] = "id_expires_at_prompt"
             return
         expires_at, problem = _expiry_from_date(expires_on, self.now)
         if problem:
