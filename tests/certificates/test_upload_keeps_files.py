@@ -25,9 +25,7 @@ def post(client, url, institution, **fields):
     return client.post(url, {"institution": institution.pk, "name": "Shop", **fields})
 
 
-def test_a_refused_key_is_dropped_and_the_certificate_and_chain_are_kept(
-    as_alice, acme, leaf, pki
-):
+def test_a_refused_key_is_dropped_and_the_certificate_and_chain_are_kept(as_alice, acme, leaf, pki):
     other = demo_pki.private_key_generate("ec256")
     first = post(
         as_alice,
