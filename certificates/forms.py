@@ -310,9 +310,12 @@ class AppleCertificateUploadForm(CertificateUploadForm):
         problem = apple.key_requirement_problem(self.kind, bundle.leaf.key_description)
         if problem:
             self.add_error("certificate", problem)
-        named = apple.certificate_merchant_identifier(
-            x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
-        )
+        leaf = x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
+        # Accepted, with a warning stored with it, when Apple did not issue it.
+        issuer_warning = apple.issuer_not_apple_warning(self.kind, leaf)
+        if issuer_warning:
+            bundle.warning_add(issuer_warning)
+        named = apple.certificate_merchant_identifier(leaf)
         if self.has_error("merchant_identifier"):
             return
         typed = cleaned.get("merchant_identifier", "")
@@ -451,9 +454,11 @@ class CertificateRequestCompleteForm(forms.Form):
                     message = f"{message} Upload the .cer Apple issued for this request."
                 self.add_error("certificate", message)
         if bundle.leaf is not None and not self.has_error("certificate"):
-            named = apple.certificate_merchant_identifier(
-                x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
-            )
+            leaf = x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
+            issuer_warning = apple.issuer_not_apple_warning(request.kind, leaf)
+            if issuer_warning:
+                bundle.warning_add(issuer_warning)
+            named = apple.certificate_merchant_identifier(leaf)
             if named and named != request.merchant_identifier:
                 self.add_error(
                     "certificate",

@@ -312,6 +312,11 @@ def _stored_message(request, certificate: Certificate) -> None:
             f"certificate of {certificate.merchant_identifier}."
         )
     messages.success(request, text)
+    # Not issued by Apple: stored with its warning (the detail page lists it), said now too.
+    leaf = x509.load_pem_x509_certificate(certificate.certificate_pem.encode("ascii"))
+    issuer_warning = apple.issuer_not_apple_warning(certificate.kind, leaf)
+    if issuer_warning:
+        messages.warning(request, issuer_warning)
 
 
 @login_required
