@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# VERBOSE=1: the libraries' INFO chatter on the console too (CERTMGR_LOG_VERBOSE).
+VERBOSE ?=
 
 .PHONY: install run test test-postgres bench lint format clean lock
 
@@ -56,7 +58,7 @@ run: install
 	@echo
 	@echo "certmgr back office: http://$(HOST):$(PORT)/  (log in with one of the logins above)"
 	@echo
-	PY=$(PY) HOST=$(HOST) PORT=$(PORT) scripts/run
+	PY=$(PY) HOST=$(HOST) PORT=$(PORT) VERBOSE=$(VERBOSE) scripts/run
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -20,6 +20,11 @@ Contract:
 * ``certificate_merchant_identifier(certificate)`` reads the merchant identifier Apple puts in
   the subject of the certificates it issues (the UID attribute, else a common name holding
   one), "" when none is named.
+* ``issuer_not_apple_warning(kind, certificate)`` warns, naming the issuer, when a merchant
+  identity or payment processing certificate was not issued by Apple (its issuer's
+  organization is not "Apple Inc.", as Apple's Worldwide Developer Relations CAs name it:
+  https://www.apple.com/certificateauthority/). Such a certificate is accepted (a test or a
+  payment provider's setup may use one) but Apple Pay's servers would not take it.
 * ``identity_proof_problem(data)`` refuses what must never be published as a
   domain-association file: a private key, a certificate, a CSR, a PKCS#12 file, nothing at all.
   The file itself is opaque (Apple's format changes); it is stored and served byte for byte.
@@ -58,6 +63,11 @@ _KIND_NAMES = {
 }
 
 RequestKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+# The organization in the name of every CA Apple issues Apple Pay certificates from
+# (https://www.apple.com/certificateauthority/: "Apple Worldwide Developer Relations
+# Certification Authority", O=Apple Inc.).
+APPLE_ISSUER_ORGANIZATION = "Apple Inc."
 
 
 def merchant_identifier_problem(value: str) -> str:
@@ -133,6 +143,30 @@ def certificate_merchant_identifier(certificate: x509.Certificate) -> str:
             if match:
                 return match.group(0)
     return ""
+
+
+def issuer_not_apple_warning(kind: str, certificate: x509.Certificate) -> str:
+    """Why an Apple Pay certificate from an issuer other than Apple is suspect, naming the
+    issuer; "" when Apple issued it (or for other kinds)."""
+    if kind not in _KIND_NAMES:
+        return ""
+    issuer = certificate.issuer
+    organizations = [
+        attribute.value for attribute in issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    ]
+    if APPLE_ISSUER_ORGANIZATION in organizations:
+        return ""
+    common_names = [
+        attribute.value for attribute in issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    ]
+    named = common_names[0] if common_names else issuer.rfc4514_string() or "an unnamed issuer"
+    if organizations and organizations[0] not in named:
+        named = f"{named} ({organizations[0]})"
+    return (
+        f"{_KIND_NAMES[kind]} is issued by Apple, but this one was issued by {named}. It is "
+        "stored, but Apple Pay works only with the certificate Apple issued: check that this "
+        "is the one from your Apple Developer account."
+    )
 
 
 def identity_proof_problem(data: bytes) -> str:

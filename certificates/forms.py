@@ -3,12 +3,12 @@
 The upload forms (CertificateUploadForm and its kinds) read the files, bound their size, hand
 the bytes to the pure parser (bundle/) and put each of its findings on the field it concerns.
 When an SSL certificate cannot be read at all, the form asks for the expiry date by hand
-(README, "Using it") and the files the operator already chose are kept in `draft` so they
-need not be chosen again, with what was learned from them (the parser's result): the next
-attempt reuses it instead of reading the files again, unless a file is replaced or a passphrase
-the kept files asked for is typed. Apple Pay's certificates are always X.509 from Apple: an
-unreadable one is the wrong file, refused; their key type and merchant identifier are checked
-(apple.py).
+(README, "Using it"). Whenever the form comes back (that question, or a refusal), the files
+that passed are kept in `draft` so they need not be chosen again, with what was learned from
+them (the parser's result) when all were kept: the next attempt reuses it instead of reading
+the files again, unless a file is replaced or a passphrase the kept files asked for is typed.
+Apple Pay's certificates are always X.509 from Apple: an unreadable one is the wrong file,
+refused; their key type and merchant identifier are checked (apple.py).
 
 The Apple Pay identity proof is not X.509: its form takes the file as it is, with the expiry
 date typed by hand. The CSR forms create a key and request, and pair Apple's certificate with
@@ -98,21 +98,36 @@ class CertificateUploadForm(forms.Form):
         self.draft_files: dict = self.draft.get("files", {})
         self.draft_bundle = _draft_bundle(self.draft)
         self.needs_expiry = False
+        # The prompt for the expiry date, shown as a question, not an error (README, "Using
+        # it"): while it is set the form is not valid, though no field is in error.
+        self.expiry_prompt = ""
         self.bundle: BundleResult | None = None
         self.file_bytes: dict[str, bytes] = {}
         self.file_names: dict[str, str] = {}
         self.from_draft: set[str] = set()
         institutions = Institution.objects.managed_by(user)
         self.fields["institution"].queryset = institutions
+        if self.certificate_help_text:
+            self.fields["certificate"].help_text = self.certificate_help_text
+        self.file_help_texts = {field: self.fields[field].help_text for field in FILE_FIELDS}
+        self.kept_files: list[tuple[str, str]] = []  # (field label, file name)
         self.kept_files_show(self.draft)
 
+    certificate_help_text = ""
+
     def kept_files_show(self, draft: dict) -> None:
-        """Tell the operator which files are kept from the last attempt."""
-        for field, item in draft.get("files", {}).items():
-            help_text = (
-                f"Kept from your last attempt: {item['filename']}. "
-                "Choose a file only to replace it."
-            )
+        """Tell the operator which files are kept from the last attempt (in each field's help
+        and in `kept_files`); the other fields get their usual help back."""
+        kept = draft.get("files", {})
+        self.kept_files = []
+        for field in FILE_FIELDS:
+            help_text = self.file_help_texts[field]
+            if field in kept:
+                filename = kept[field]["filename"]
+                help_text = (
+                    f"Kept from your last attempt: {filename}. Choose a file only to replace it."
+                )
+                self.kept_files.append((self.fields[field].label, filename))
             # A bound field copies help_text when first built (during validation): set both.
             self.fields[field].help_text = help_text
             self[field].help_text = help_text
@@ -171,6 +186,10 @@ class CertificateUploadForm(forms.Form):
             self.leaf_check(cleaned, self.bundle)
         return cleaned
 
+    def is_valid(self) -> bool:
+        """Valid when no field is in error and no expiry date is still asked for."""
+        return super().is_valid() and not self.expiry_prompt
+
     @property
     def draft_bundle_key_kept(self) -> bool:
         """Whether the kept key file is the key decrypted on the last attempt."""
@@ -192,14 +211,13 @@ class CertificateUploadForm(forms.Form):
         self.fields["expires_at"].required = True
         expires_on = cleaned.get("expires_at")
         if expires_on is None:
-            for message in self.bundle.errors.get("certificate", []):
-                self.add_error("certificate", message)
-            if not self.has_error("expires_at"):
-                self.add_error(
-                    "expires_at",
-                    "The expiry date could not be read from the certificate: enter it. "
-                    "The certificate will be shown as unverified.",
-                )
+            # Why it could not be read, then what to do: a question to answer, not an error.
+            reasons = " ".join(self.bundle.errors.get("certificate", []))
+            self.expiry_prompt = (f"{reasons} " if reasons else "") + (
+                "The expiry date could not be read from the certificate: enter it. "
+                "The certificate will be shown as unverified."
+            )
+            self.fields["expires_at"].widget.attrs["aria-describedby"] = "id_expires_at_prompt"
             return
         expires_at, problem = _expiry_from_date(expires_on, self.now)
         if problem:
@@ -208,18 +226,27 @@ class CertificateUploadForm(forms.Form):
         cleaned["expires_at"] = expires_at
 
     def draft_for_retry(self) -> dict:
-        """The files to keep when the form is shown again to ask for the expiry date, with
-        what the parser found in them (``bundle``), so that they are not read again.
+        """The files to keep when the form is shown again (README, "Using it"): those that
+        passed (no error on their field; the certificate whose expiry date is asked for
+        included), so that only the refused ones are chosen again. With what the parser
+        found in them (``bundle``) when every file read is kept, so that they are not read
+        again; otherwise the next attempt reads them again with the new files.
 
         An encrypted key is kept decrypted (the view stores the draft encrypted at rest), so
         the passphrase need not be typed again.
         """
+        # An unreadable certificate whose expiry date is asked for is not in error (the
+        # prompt), so it is kept.
+        kept = [field for field in self.file_bytes if not self.has_error(field)]
         files = {}
-        for field, data in self.file_bytes.items():
+        for field in kept:
+            data = self.file_bytes[field]
             if field == "private_key" and self.bundle and self.bundle.private_key_pem:
                 data = self.bundle.private_key_pem.encode()
             files[field] = {"filename": self.file_names[field], "data": data}
-        return {"files": files, "bundle": self.bundle.as_dict() if self.bundle else None}
+        everything = set(kept) == set(self.file_bytes)
+        bundle = self.bundle.as_dict() if self.bundle and everything else None
+        return {"files": files, "bundle": bundle}
 
 
 def _draft_bundle(draft: dict) -> BundleResult | None:
@@ -259,15 +286,15 @@ class AppleCertificateUploadForm(CertificateUploadForm):
         "passphrase",
     ]
 
+    certificate_help_text = (
+        "The .cer Apple issued (DER or PEM), or a .p12 exported from Keychain Access with its key."
+    )
+
     def __init__(self, *args, kind: str, **kwargs):
         if kind not in apple.KEY_REQUIREMENTS:
             raise ValueError(f"not an Apple Pay certificate kind: {kind!r}")
         self.kind = kind
         super().__init__(*args, **kwargs)
-        self.fields["certificate"].help_text = (
-            "The .cer Apple issued (DER or PEM), or a .p12 exported from Keychain Access "
-            "with its key."
-        )
         del self.fields["expires_at"]
 
     def clean_merchant_identifier(self) -> str:
@@ -283,9 +310,12 @@ class AppleCertificateUploadForm(CertificateUploadForm):
         problem = apple.key_requirement_problem(self.kind, bundle.leaf.key_description)
         if problem:
             self.add_error("certificate", problem)
-        named = apple.certificate_merchant_identifier(
-            x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
-        )
+        leaf = x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
+        # Accepted, with a warning stored with it, when Apple did not issue it.
+        issuer_warning = apple.issuer_not_apple_warning(self.kind, leaf)
+        if issuer_warning:
+            bundle.warning_add(issuer_warning)
+        named = apple.certificate_merchant_identifier(leaf)
         if self.has_error("merchant_identifier"):
             return
         typed = cleaned.get("merchant_identifier", "")
@@ -424,9 +454,11 @@ class CertificateRequestCompleteForm(forms.Form):
                     message = f"{message} Upload the .cer Apple issued for this request."
                 self.add_error("certificate", message)
         if bundle.leaf is not None and not self.has_error("certificate"):
-            named = apple.certificate_merchant_identifier(
-                x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
-            )
+            leaf = x509.load_pem_x509_certificate(bundle.certificate_pem.encode("ascii"))
+            issuer_warning = apple.issuer_not_apple_warning(request.kind, leaf)
+            if issuer_warning:
+                bundle.warning_add(issuer_warning)
+            named = apple.certificate_merchant_identifier(leaf)
             if named and named != request.merchant_identifier:
                 self.add_error(
                     "certificate",

@@ -143,14 +143,18 @@ def certificate_new(request):
     return render(request, "certificates/new.html")
 
 
-def _draft_load(request) -> dict:
-    """Files kept from an attempt that asked for the expiry date, with what the parser read
-    in them (stored encrypted): {"files": {field: {filename, data}}, "bundle": {...}}."""
+def _draft_load(request, *, page: str) -> dict:
+    """Files kept from the last attempt on upload page `page` ("ssl", or an Apple Pay kind),
+    with what the parser read in them (stored encrypted): {"files": {field: {filename,
+    data}}, "bundle": {...}}. A draft of another page is not this one's."""
     token = request.session.get(UPLOAD_DRAFT_SESSION_KEY)
     if not token:
         return {}
     try:
         stored = json.loads(encryption.decrypt(token))
+        # Drafts written before the Apple Pay pages kept files were the SSL page's.
+        if stored.get("page", "ssl") != page:
+            return {}
         # A draft written before the parser's result was kept holds only the files.
         files = stored.get("files", stored)
         return {
@@ -164,13 +168,24 @@ def _draft_load(request) -> dict:
         return {}
 
 
-def _draft_save(request, draft: dict) -> None:
+def _draft_save(request, draft: dict, *, page: str) -> None:
     files = {
         field: {"filename": item["filename"], "data": base64.b64encode(item["data"]).decode()}
         for field, item in draft["files"].items()
     }
-    stored = {"files": files, "bundle": draft.get("bundle")}
+    stored = {"page": page, "files": files, "bundle": draft.get("bundle")}
     request.session[UPLOAD_DRAFT_SESSION_KEY] = encryption.encrypt(json.dumps(stored).encode())
+
+
+def _draft_keep(request, form, *, page: str) -> None:
+    """The form came back: keep the files that passed for the next attempt, encrypted in the
+    session (never sent back to the browser), and say on the page which they are."""
+    draft = form.draft_for_retry()
+    if draft["files"]:
+        _draft_save(request, draft, page=page)
+    else:
+        request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
+    form.kept_files_show(draft)
 
 
 @login_required
@@ -184,13 +199,14 @@ def certificate_upload_ssl(request):
         return render(request, "certificates/upload_ssl.html", {"form": form})
 
     form = SslUploadForm(
-        request.POST, request.FILES, user=request.user, now=now, draft=_draft_load(request)
+        request.POST,
+        request.FILES,
+        user=request.user,
+        now=now,
+        draft=_draft_load(request, page="ssl"),
     )
     if not form.is_valid():
-        if form.needs_expiry:
-            draft = form.draft_for_retry()
-            _draft_save(request, draft)
-            form.kept_files_show(draft)
+        _draft_keep(request, form, page="ssl")
         return render(request, "certificates/upload_ssl.html", {"form": form}, status=200)
 
     bundle = form.bundle
@@ -254,20 +270,33 @@ def certificate_upload_apple(request, kind: str):
     (Apple's .cer with its key, or a .p12 from Keychain Access)."""
     require_manager_somewhere(request.user, to="upload certificates")
     now = timezone.now()
-    form = AppleCertificateUploadForm(*_bound(request), user=request.user, now=now, kind=kind)
-    if request.method == "POST" and form.is_valid():
-        certificate = services.apple_certificate_store(
-            institution=form.cleaned_data["institution"],
-            name=form.cleaned_data["name"],
-            kind=kind,
-            merchant_identifier=form.cleaned_data["merchant_identifier"],
-            bundle=form.bundle,
-            actor=request.user,
+    if request.method == "GET":
+        request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
+        form = AppleCertificateUploadForm(user=request.user, now=now, kind=kind)
+    else:
+        form = AppleCertificateUploadForm(
+            request.POST,
+            request.FILES,
+            user=request.user,
             now=now,
+            kind=kind,
+            draft=_draft_load(request, page=kind),
         )
-        _stored_message(request, certificate)
-        _same_certificate_notice(request, certificate)
-        return redirect(certificate)
+        if form.is_valid():
+            certificate = services.apple_certificate_store(
+                institution=form.cleaned_data["institution"],
+                name=form.cleaned_data["name"],
+                kind=kind,
+                merchant_identifier=form.cleaned_data["merchant_identifier"],
+                bundle=form.bundle,
+                actor=request.user,
+                now=now,
+            )
+            request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
+            _stored_message(request, certificate)
+            _same_certificate_notice(request, certificate)
+            return redirect(certificate)
+        _draft_keep(request, form, page=kind)
     return render(
         request,
         "certificates/upload_apple.html",
@@ -283,6 +312,11 @@ def _stored_message(request, certificate: Certificate) -> None:
             f"certificate of {certificate.merchant_identifier}."
         )
     messages.success(request, text)
+    # Not issued by Apple: stored with its warning (the detail page lists it), said now too.
+    leaf = x509.load_pem_x509_certificate(certificate.certificate_pem.encode("ascii"))
+    issuer_warning = apple.issuer_not_apple_warning(certificate.kind, leaf)
+    if issuer_warning:
+        messages.warning(request, issuer_warning)
 
 
 @login_required

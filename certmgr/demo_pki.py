@@ -123,10 +123,11 @@ def ca_create(
     not_before: datetime.datetime | None = None,
     not_after: datetime.datetime | None = None,
     hash_algorithm: hashes.HashAlgorithm | None = None,
+    organization: str = DEMO_ORGANIZATION,
 ) -> Issued:
     """A CA certificate: a self-signed root without ``issuer``, else an intermediate."""
     key = private_key_generate(key_type)
-    subject = _name(common_name)
+    subject = _name(common_name, organization=organization)
     not_before = not_before or utc_now() - BACKDATE
     builder = (
         _builder_base(
@@ -292,11 +293,11 @@ def _encryption(passphrase: bytes | None) -> serialization.KeySerializationEncry
     return serialization.NoEncryption()
 
 
-def _name(common_name: str) -> x509.Name:
-    """A subject name with the demo organization and ``common_name``."""
+def _name(common_name: str, *, organization: str = DEMO_ORGANIZATION) -> x509.Name:
+    """A subject name with the demo organization (or `organization`) and ``common_name``."""
     return x509.Name(
         [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEMO_ORGANIZATION),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )

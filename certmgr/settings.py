@@ -442,3 +442,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+# Libraries' chatter that says nothing an operator acts on stays out of the console unless
+# CERTMGR_LOG_VERBOSE is on (`make run VERBOSE=1`; README, "Configuration"): django-axes'
+# INFO lines (its start banner, every login attempt) and kombu's warning that the embedded
+# broker URL (filesystem://) names no host, which it then does not need.
+CERTMGR_LOG_VERBOSE = env.bool("CERTMGR_LOG_VERBOSE", default=False)
+if not CERTMGR_LOG_VERBOSE:
+    LOGGING["filters"] = {
+        "broker_no_hostname": {"()": "certmgr.log_filters.BrokerNoHostnameFilter"}
+    }
+    LOGGING["loggers"] = {
+        "axes": {"level": "WARNING"},
+        "kombu.connection": {"filters": ["broker_no_hostname"]},
+    }

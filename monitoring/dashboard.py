@@ -25,7 +25,7 @@ from saleschannels.models import (
     ProbeStatus,
     SalesChannel,
 )
-from saleschannels.status import status_shown
+from saleschannels.status import probe_finding, status_shown
 
 from .charts import WeekBucket, week_buckets
 
@@ -110,8 +110,12 @@ def _channel_reasons(channel: SalesChannel, *, now: datetime, critical: datetime
         level = EXPIRED if expiry.expired(certificate.expires_at, now) else CRITICAL
         reasons.append(Reason(f"Its certificate {words}", level))
     if channel.probe_status in PROBE_PROBLEMS:
-        label = ProbeStatus(channel.probe_status).label.lower()
-        reasons.append(Reason(f"Live probe: {label}", EXPIRED))
+        finding = probe_finding(channel)
+        if finding is not None:
+            reasons.append(Reason(f"Live probe: {finding.words}", EXPIRED, finding.advice))
+        else:
+            label = ProbeStatus(channel.probe_status).label.lower()
+            reasons.append(Reason(f"Live probe: {label}", EXPIRED))
     if channel.renewal_failing:
         # Said with the channel's status (saleschannels/status.py): the typed reason's plain
         # words and advice, never the raw error text (that is for the log and the admin).

@@ -96,6 +96,8 @@ _PROBE_TITLES = {
     "probe-expired": "Serves an expired certificate",
     "probe-failed": "TLS handshake fails",
 }
+# Probe failures with a typed reason (saleschannels/findings.py).
+_PROBE_REASON_TITLES = {"probe_dns": "Hostname does not resolve"}
 
 
 def finding_view(notification, now: datetime, urls: DetailUrls) -> Finding:
@@ -139,6 +141,9 @@ def finding_view(notification, now: datetime, urls: DetailUrls) -> Finding:
             "one is about to expire. Save the sales channel's SSL management again to "
             "redeploy; if it stays, contact platform support."
         )
+    elif details.get("reason_words"):  # a typed reason: its words and advice say it all
+        title = _PROBE_REASON_TITLES.get(details.get("reason"), "Live probe failed")
+        action = f"{details['reason_words']} {details.get('advice', '')}".strip()
     else:
         title = _PROBE_TITLES.get(threshold, "Served certificate wrong")
         action = (

@@ -49,7 +49,7 @@ from saleschannels.models import (
     ProbeStatus,
     SalesChannel,
 )
-from saleschannels.status import status_shown
+from saleschannels.status import probe_finding, status_shown
 
 from .models import ExpiryCheck, Notification
 
@@ -358,6 +358,10 @@ def _probe_findings(channel, now: datetime) -> list[Notification]:
         "error": ProbeFailure(channel.probe_failure).label if channel.probe_failure else "",
         "checked_at": channel.probe_checked_at.isoformat() if channel.probe_checked_at else None,
     }
+    # A failure with a typed reason (the hostname does not resolve) says it with its advice.
+    finding = probe_finding(channel)
+    if finding is not None:
+        details.update(reason=finding.reason, reason_words=finding.words, advice=finding.advice)
     findings = [
         Notification(
             institution_id=channel.institution_id,

@@ -27,6 +27,7 @@ from saleschannels.models import (
     RENEWAL_FAILURES_ALERT,
     SalesChannel,
 )
+from saleschannels.status import probe_finding
 
 from .digests import absolute_url, plural
 from .models import Notification
@@ -103,11 +104,7 @@ def staff_summary_context(*, now: datetime) -> dict:
             {
                 "channel": channel,
                 "url": absolute_url(channel.get_absolute_url()),
-                "problem": (
-                    f"renewal failed {channel.renewal_failures} times in a row"
-                    if channel.renewal_failing
-                    else channel.get_probe_status_display()
-                ),
+                "problem": _channel_problem(channel),
             }
             for channel in channels.order_by("institution__name", "hostname")[:200]
         ],
@@ -116,3 +113,11 @@ def staff_summary_context(*, now: datetime) -> dict:
         "webhook_failures": sorted(webhook_failures),
         "base_url": settings.CERTMGR_BASE_URL,
     }
+
+
+def _channel_problem(channel: SalesChannel) -> str:
+    """What is wrong with a channel, in the summary's few words."""
+    if channel.renewal_failing:
+        return f"renewal failed {channel.renewal_failures} times in a row"
+    finding = probe_finding(channel)
+    return finding.words if finding is not None else channel.get_probe_status_display()

@@ -51,6 +51,7 @@ from pathlib import Path
 from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from certificates.models import Certificate
 
@@ -159,6 +160,7 @@ def edge_channel_deploy(channel: SalesChannel) -> list[EdgeChange]:
         _certificate_files_write(directory, hostname, certificate)
         manifest[hostname] = certificate.fingerprint_sha256
         _manifest_write(directory, manifest)
+        _deployed_mark([hostname])
         return [EdgeChange(hostname, WRITTEN)]
 
 
@@ -210,9 +212,18 @@ def edge_sync(*, verify: bool = False) -> list[EdgeChange]:
         new_manifest.update({h: manifest[h] for h in failures if h in wanted and h in manifest})
         if new_manifest != manifest:
             _manifest_write(directory, new_manifest)
+        _deployed_mark([change.hostname for change in changes if change.action == WRITTEN])
     if failures:
         raise EdgeSyncError(changes=changes, failures=failures, unchanged=plan.unchanged)
     return changes
+
+
+def _deployed_mark(hostnames: list[str]) -> None:
+    """Record on their channels that these hostnames' files were just written."""
+    now = timezone.now()
+    for start in range(0, len(hostnames), FETCH_BATCH):
+        batch = hostnames[start : start + FETCH_BATCH]
+        SalesChannel.objects.filter(hostname__in=batch).update(edge_deployed_at=now)
 
 
 # --- planning -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Check(StrEnum):
     CAA = "caa"  # pre-flight: CAA permits the CA (RFC 8659)
     HTTP = "http"  # pre-flight: HTTP-01 reachability, fetched the way the CA does
     ACME = "acme"  # the CA's answer to an order
+    PROBE = "probe"  # the live probe: what the edge serves for the hostname (probe.py)
 
 
 class Reason(StrEnum):
@@ -85,6 +86,8 @@ class Reason(StrEnum):
     CA_BUDGET_DOMAIN = "ca_budget_domain"
     CA_BUDGET_NAME = "ca_budget_name"
     CA_BUDGET_VALIDATIONS = "ca_budget_validations"
+    # The live probe (saleschannels/probe.py) could not check what is served.
+    PROBE_DNS = "probe_dns"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -178,6 +181,9 @@ WORDS: dict[Reason, str] = {
         "Queued: the CA's checks of {hostname} failed too often lately; the platform's budget "
         "for it frees at {frees_at}."
     ),
+    Reason.PROBE_DNS: (
+        "{hostname} does not resolve in DNS, so the live probe could not check what it serves."
+    ),
     Reason.INTERNAL_ERROR: "The platform hit an unexpected error; its staff can see the details.",
 }
 
@@ -252,6 +258,11 @@ ADVICE: dict[Reason, str] = {
     Reason.CA_BUDGET_VALIDATIONS: (
         "Check that port 80 of {hostname} reaches the platform's edge and no other server; "
         "the platform tries again then."
+    ),
+    Reason.PROBE_DNS: (
+        "Give {hostname} an A/AAAA record pointing at the platform's edge, or a CNAME to it; "
+        "the probe checks again on its next run. Staff: on a test platform whose hostnames "
+        "resolve nowhere, set CERTMGR_PROBE_ADDRESS to the edge's address."
     ),
 }
 

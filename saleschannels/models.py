@@ -195,6 +195,10 @@ class SalesChannel(models.Model):
     probe_failure = models.CharField(
         max_length=PROBE_FAILURE_MAX_LENGTH, choices=ProbeFailure.choices, blank=True
     )
+    # When the probe last found the active certificate served (probe_status ok), and when the
+    # edge files were last written for this channel (edge.py): the channel page shows both.
+    probe_verified_at = models.DateTimeField(null=True, blank=True)
+    edge_deployed_at = models.DateTimeField(null=True, blank=True)
 
     # Managed mode (ACME): when the next certificate is due, and how renewal has been going.
     renewal_due_at = models.DateTimeField(null=True, blank=True)

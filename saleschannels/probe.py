@@ -384,7 +384,11 @@ def _probe_record(
         channel.probe_status = _status_for(
             channel, served=served, served_expires_at=channel.probe_expires_at, now=now
         )
-    channel.save(update_fields=PROBE_FIELDS)
+    if channel.probe_status == ProbeStatus.OK:
+        channel.probe_verified_at = now
+        channel.save(update_fields=[*PROBE_FIELDS, "probe_verified_at"])
+    else:
+        channel.save(update_fields=PROBE_FIELDS)
     return ProbeStatus(channel.probe_status)
 
 

@@ -20,7 +20,14 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from .findings import ADVICE, WORDS, Check, Finding, Reason, words_format
-from .models import RENEWAL_FAILURES_ALERT, STATUSES_IN_PROGRESS, ChannelStatus, SalesChannel
+from .models import (
+    RENEWAL_FAILURES_ALERT,
+    STATUSES_IN_PROGRESS,
+    ChannelStatus,
+    ProbeFailure,
+    ProbeStatus,
+    SalesChannel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +233,7 @@ CHECK_TITLES = {
     Check.CAA: "CAA",
     Check.HTTP: "HTTP-01",
     Check.ACME: "CA",
+    Check.PROBE: "Live probe",
 }
 _OWNERSHIP = (Check.TXT, Check.HTTP_TOKEN)
 _PREFLIGHT = (Check.DNS, Check.CAA, Check.HTTP)
@@ -238,6 +246,7 @@ class FindingShown:
     ok: bool
     words: str
     advice: str
+    reason: str = ""
 
 
 def findings_shown(channel: SalesChannel) -> dict[str, list[FindingShown]]:
@@ -264,6 +273,7 @@ def status_context(channel: SalesChannel) -> dict:
     return {
         "status": status_shown(channel),
         "findings": findings_shown(channel),
+        "probe_finding": probe_finding(channel),
         # Checking or issuing, or an issuance queued (a worker's claim is held).
         "in_progress": channel.status in STATUSES_IN_PROGRESS
         or (
@@ -271,3 +281,26 @@ def status_context(channel: SalesChannel) -> dict:
             and channel.renewal_claimed_until > timezone.now()
         ),
     }
+
+
+# Probe failures said as a typed finding, with words and advice; the others keep their label.
+_PROBE_REASONS = {ProbeFailure.DNS: Reason.PROBE_DNS}
+
+
+def probe_finding(channel: SalesChannel) -> FindingShown | None:
+    """Why the channel's last probe failed, as people read it, when the failure has a typed
+    reason (the hostname does not resolve); None otherwise."""
+    if channel.probe_status != ProbeStatus.FAILED:
+        return None
+    reason = _PROBE_REASONS.get(channel.probe_failure)
+    if reason is None:
+        return None
+    params = {"hostname": channel.hostname}
+    return FindingShown(
+        check=Check.PROBE.value,
+        title=CHECK_TITLES[Check.PROBE],
+        ok=False,
+        words=words_format(WORDS[reason], params),
+        advice=words_format(ADVICE[reason], params),
+        reason=reason.value,
+    )

@@ -118,7 +118,9 @@ def pki():
 @pytest.fixture(scope="session")
 def apple_ca():
     """A CA standing in for Apple's Worldwide Developer Relations CA, made once per session."""
-    return demo_pki.ca_create(common_name="Stand-in Apple Worldwide Developer Relations CA")
+    return demo_pki.ca_create(
+        common_name="Stand-in Apple Worldwide Developer Relations CA", organization="Apple Inc."
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
@@ -102,3 +103,36 @@ def test_an_identity_proof_is_any_file_but_keys_and_certificates():
     key = apple.request_key_generate(apple.KIND_PAYMENT_PROCESSING)
     csr = apple.csr_create(key=key, merchant_identifier=MERCHANT).encode()
     assert "certificate signing request" in apple.identity_proof_problem(csr)
+
+
+def test_issuer_not_apple_warning_names_the_issuer(apple_ca, pki):
+    from_apple = apple_issue(apple_ca, key_type="rsa2048").certificate
+    from_stranger = apple_issue(pki["intermediate"], key_type="rsa2048").certificate
+
+    assert apple.issuer_not_apple_warning(apple.KIND_MERCHANT_IDENTITY, from_apple) == ""
+    warning = apple.issuer_not_apple_warning(apple.KIND_MERCHANT_IDENTITY, from_stranger)
+    assert warning.startswith(
+        "A merchant identity certificate is issued by Apple, but this one was issued by "
+        "Test Intermediate CA (certmgr demo (not for production))"
+    )
+    assert apple.issuer_not_apple_warning(apple.KIND_PAYMENT_PROCESSING, from_stranger)
+    # Only Apple Pay's certificates are Apple's to issue.
+    assert apple.issuer_not_apple_warning("ssl", from_stranger) == ""
+
+
+def test_an_issuer_naming_only_its_common_name_is_named_by_it(apple_ca):
+    issuer_key = demo_pki.private_key_generate("ec256")
+    issuer_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bare CA")])
+    issued = apple_issue(apple_ca, key_type="rsa2048")
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(issued.certificate.subject)
+        .issuer_name(issuer_name)
+        .public_key(issued.certificate.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(issued.certificate.not_valid_before_utc)
+        .not_valid_after(issued.certificate.not_valid_after_utc)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    warning = apple.issuer_not_apple_warning(apple.KIND_MERCHANT_IDENTITY, certificate)
+    assert "was issued by Bare CA. It is stored" in warning

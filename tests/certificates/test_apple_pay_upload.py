@@ -12,8 +12,10 @@ from cryptography.x509.oid import NameOID
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from certificates.models import Certificate
+from certmgr import demo_pki
 from core import encryption
 from core.models import AuditEvent
 from monitoring.delivery import expiry_check
@@ -424,3 +426,47 @@ def test_an_apple_certificate_close_to_expiry_shows_in_the_banner_and_is_notifie
         expired = as_alice.get(reverse("certificate_list"), {"status": "expired"})
         assert [row["certificate"] for row in expired.context["rows"]] == [certificate]
     assert set(Notification.objects.values_list("threshold", flat=True)) == {"7d", "0d"}
+
+
+# --- an issuer other than Apple ----------------------------------------------------------
+
+
+def test_a_merchant_identity_certificate_not_issued_by_apple_is_stored_with_a_warning(
+    as_alice, acme, pki
+):
+    stranger = demo_pki.ca_create(common_name="Acme Internal CA", issuer=pki["root"])
+    issued = apple_issue(stranger, key_type="rsa2048")
+    response = post_certificate(
+        as_alice,
+        MERCHANT_IDENTITY_URL,
+        acme,
+        certificate=upload("merchant_id.cer", issued.der),
+        private_key=upload("merchant_id.key", issued.key_pem),
+    )
+
+    assert response.status_code == 302, errors_of(response)
+    certificate = Certificate.objects.get()
+    warning = (
+        "A merchant identity certificate is issued by Apple, but this one was issued by "
+        "Acme Internal CA (certmgr demo (not for production)). It is stored, but Apple Pay "
+        "works only with the certificate Apple issued"
+    )
+    assert certificate.warnings[0].startswith(warning)
+    # Said at once on the page the upload leads to, and kept on the certificate's page.
+    shown = as_alice.get(response["Location"]).content.decode()
+    assert escape(warning) in shown
+    assert shown.count(escape(warning)) == 2  # the message and the stored warning
+    assert escape(warning) in as_alice.get(certificate.get_absolute_url()).content.decode()
+
+
+def test_a_certificate_apple_issued_gets_no_issuer_warning(as_alice, acme, merchant_identity):
+    response = post_certificate(
+        as_alice,
+        MERCHANT_IDENTITY_URL,
+        acme,
+        certificate=upload("merchant_id.cer", merchant_identity.der),
+        private_key=upload("merchant_id.key", merchant_identity.key_pem),
+    )
+    assert response.status_code == 302
+    assert Certificate.objects.get().warnings == []
+    assert "issued by Apple, but" not in as_alice.get(response["Location"]).content.decode()

@@ -190,7 +190,7 @@ def test_it_asks_for_the_expiry_date_when_the_certificate_cannot_be_read(as_alic
     assert first.status_code == 200
     html = first.content.decode()
     assert 'name="expires_at"' in html
-    assert "expires_at" in errors_of(first)
+    assert "expiry date could not be read" in html
     assert "Kept from your last attempt: domain.cer" in html
     assert not Certificate.objects.exists()
     # The key kept for the retry is stored encrypted, never in the clear, in the session.
@@ -225,7 +225,7 @@ def test_the_retry_reuses_what_was_read_from_the_kept_files_instead_of_reading_t
         certificate=upload("domain.cer", truncated),
         private_key=upload("domain.key", leaf.key_pem),
     )
-    assert "expires_at" in errors_of(first)
+    assert "expiry date could not be read" in first.content.decode()
 
     def never(**files):
         raise AssertionError("the kept files were read again")
@@ -263,10 +263,48 @@ def test_the_passphrase_a_kept_key_asked_for_is_used_on_the_retry(as_alice, acme
         certificate=upload("domain.cer", truncated),
         private_key=upload("domain.key", encrypted),
     )
-    assert "passphrase" in errors_of(first) and "expires_at" in errors_of(first)
+    assert "passphrase" in errors_of(first)
+    assert "expiry date could not be read" in first.content.decode()
     second = post(as_alice, acme, passphrase="secret", expires_at=expiry_in(90))
     assert second.status_code == 302, errors_of(second)
     assert Certificate.objects.get().private_key_pem() == leaf.key_pem.decode()
+
+
+def expiry_field_markup(response) -> str:
+    """The expires_at field's block of the page."""
+    html = response.content.decode()
+    start = html.rindex('<div class="field', 0, html.index('name="expires_at"'))
+    return html[start : html.index("</div>", start)]
+
+
+def test_the_first_ask_for_the_expiry_date_is_a_neutral_prompt_not_an_error(as_alice, acme):
+    response = post(as_alice, acme, certificate=upload("odd.crt", b"not a certificate at all"))
+
+    assert response.status_code == 200
+    assert not Certificate.objects.exists()
+    field = expiry_field_markup(response)
+    assert '<p class="prompt" id="id_expires_at_prompt">' in field
+    assert "The expiry date could not be read from the certificate: enter it." in field
+    assert 'aria-describedby="id_expires_at_prompt"' in field
+    assert "has-error" not in field and "errorlist" not in field
+    assert "aria-invalid" not in field
+    # Why the file could not be read is part of the question, not an error on the file.
+    assert errors_of(response) == {}
+
+
+def test_an_invalid_expiry_date_is_an_error(as_alice, acme):
+    response = post(
+        as_alice,
+        acme,
+        certificate=upload("odd.crt", b"not a certificate at all"),
+        expires_at=(timezone.now() - timedelta(days=1)).date().isoformat(),
+    )
+
+    field = expiry_field_markup(response)
+    assert 'class="field has-error"' in field
+    assert '<ul class="errorlist" id="id_expires_at_errors">' in field
+    assert "This date is in the past" in field
+    assert 'aria-invalid="true"' in field
 
 
 def test_it_refuses_a_typed_expiry_date_in_the_past(as_alice, acme):

@@ -205,7 +205,7 @@ def test_the_upload_draft_kept_in_the_session_is_re_encrypted_too(
             "private_key": upload("domain.key", leaf.key_pem),
         },
     )
-    assert "expires_at" in first.context["form"].errors  # the files wait in the session
+    assert first.context["form"].expiry_prompt  # the files wait in the session
 
     settings.CERTMGR_ENCRYPTION_KEYS = [keys["B"], keys["A"]]
     output = _rotate()

@@ -493,6 +493,20 @@ def test_a_probe_problem_is_reported_once_per_served_certificate(channel):
     assert "The certificate served expires: 5 days left" in mail.outbox[1].body
 
 
+def test_a_hostname_that_does_not_resolve_is_said_so_in_the_digest_with_advice(channel):
+    SalesChannel.objects.filter(pk=channel.pk).update(
+        probe_status=ProbeStatus.FAILED,
+        probe_failure=ProbeFailure.DNS,
+        probe_checked_at=timezone.now(),
+    )
+    expiry_check()
+    [message] = mail.outbox
+    assert f"Hostname does not resolve: {channel.name}" in message.body
+    assert f"{channel.hostname} does not resolve in DNS" in message.body
+    assert f"Give {channel.hostname} an A/AAAA record" in message.body
+    assert "TLS handshake" not in message.body
+
+
 def test_a_managed_channel_waiting_for_its_first_certificate_is_not_a_probe_problem(acme):
     waiting = SalesChannel.objects.create(
         institution=acme,

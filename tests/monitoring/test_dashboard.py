@@ -273,6 +273,19 @@ def test_a_channel_with_several_problems_shows_each(noon, alice, acme, make_cert
     ]
 
 
+def test_a_hostname_that_does_not_resolve_is_its_own_reason_with_advice(noon, alice, acme):
+    channel(
+        acme, "nowhere.acme.test", ssl_mode="uploaded", probe_status="failed", probe_failure="dns"
+    )
+    (action,) = dashboard.channel_actions(user=alice, now=noon).channels
+    (reason,) = action.reasons
+    assert reason.text == (
+        "Live probe: nowhere.acme.test does not resolve in DNS, so the live probe could not "
+        "check what it serves."
+    )
+    assert reason.advice.startswith("Give nowhere.acme.test an A/AAAA record")
+
+
 def test_the_reasons_count_days_left_by_the_one_rule(noon, alice, acme, make_certificate):
     """Rounded up before expiry, down after it (certificates/expiry.py), not calendar days."""
     channel(acme, "today.acme.test", certificate=make_certificate(acme, days_left=0.4))

@@ -179,6 +179,31 @@ def test_sync_keeps_a_key_file_that_holds_the_right_key(
     assert (edge_dir / f"{HOST}.key").stat().st_ino == inode
 
 
+def test_each_write_records_when_the_channel_was_deployed(
+    edge_dir, make_certificate, acme, channel_with
+):
+    channel = channel_with(make_certificate(acme, hostnames=[HOST]))
+    other = channel_with(make_certificate(acme, hostnames=["other.example.test"]))
+    assert channel.edge_deployed_at is None
+
+    edge_channel_deploy(channel)
+    channel.refresh_from_db()
+    first = channel.edge_deployed_at
+    assert first is not None
+
+    (edge_dir / f"{HOST}.crt").unlink()  # gone behind its back: the sync writes it again
+    edge_sync()
+
+    channel.refresh_from_db()
+    other.refresh_from_db()
+    assert channel.edge_deployed_at > first
+    assert other.edge_deployed_at is not None
+    deployed = channel.edge_deployed_at
+    edge_sync()  # nothing to write: the times stay
+    channel.refresh_from_db()
+    assert channel.edge_deployed_at == deployed
+
+
 def test_channel_deploy_skips_what_the_manifest_says_is_in_place(
     edge_dir, make_certificate, acme, channel_with, django_assert_num_queries
 ):
@@ -429,7 +454,8 @@ def test_sync_fetches_and_decrypts_only_what_it_writes(
         lambda self: decrypted.append(self.pk) or real_decrypt(self),
     )
 
-    with django_assert_num_queries(2):  # the channel list, then the one certificate to write
+    # The channel list, the one certificate to write, then when its channel was deployed.
+    with django_assert_num_queries(3):
         assert edge_sync() == [EdgeChange("b.example.test", "written")]
 
     assert decrypted == [channels[1].active_certificate_id]

@@ -196,6 +196,26 @@ def test_a_channel_served_its_active_certificate_is_ok(
     assert channel.probe_checked_at >= before
     assert channel.probe_failure == ""
     assert not channel.probe_has_problem
+    assert channel.probe_verified_at == channel.probe_checked_at
+
+
+def test_a_failed_probe_keeps_when_the_certificate_was_last_verified(
+    nginx_edge, make_certificate, acme, channel_with
+):
+    channel = channel_with(make_certificate(acme, hostnames=[HOST]))
+    edge_channel_deploy(channel)
+    channel_probe(channel)
+    channel.refresh_from_db()
+    verified_at = channel.probe_verified_at
+    for suffix in (".crt", ".key"):
+        (nginx_edge.edge_dir / f"{HOST}{suffix}").unlink()
+
+    assert channel_probe(channel) == ProbeStatus.FAILED
+
+    channel.refresh_from_db()
+    assert verified_at is not None
+    assert channel.probe_verified_at == verified_at
+    assert channel.probe_checked_at > verified_at
 
 
 def test_files_replaced_behind_its_back_are_a_mismatch(

@@ -363,7 +363,12 @@ def test_a_name_that_does_not_resolve_is_a_dns_failure(client, alice, acme, dns,
     assert channel.probe_failure == ProbeFailure.DNS
     client.force_login(alice)
     page = client.get(channel.get_absolute_url()).content.decode()
-    assert "The hostname does not resolve (DNS)." in page
+    # Its own reason in plain words, with advice; not a handshake that never happened.
+    assert "Hostname does not resolve</span>" in page
+    assert f"{HOST} does not resolve in DNS, so the live probe could not check" in page
+    advice = f"Give {HOST} an A/AAAA record pointing at the platform's edge, or a CNAME to it"
+    assert escape(advice) in page
+    assert "TLS handshake failed" not in page
     assert "Name or service not known" not in page
 
 
@@ -383,7 +388,10 @@ def test_each_reason_shows_in_its_fixed_words(client, alice, acme, failure):
 
     page = client.get(channel.get_absolute_url()).content.decode()
 
-    assert f"{escape(failure.label)}." in page  # the TLS probe's alert
+    if failure == ProbeFailure.DNS:  # a typed reason: its own words (the test above)
+        assert f"{HOST} does not resolve in DNS" in page
+    else:
+        assert f"{escape(failure.label)}." in page  # the TLS probe's alert
     assert escape(channel.apple_probe_explanation) in page
 
 

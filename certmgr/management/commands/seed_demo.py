@@ -17,7 +17,7 @@ from certificates.models import Certificate
 from certmgr import demo_pki
 from institutions.models import Institution, Membership
 from saleschannels.models import SalesChannel
-from saleschannels.status import status_settle
+from saleschannels.services import channel_create, channel_set_ssl_mode
 
 DEMO_PASSWORD = "certmgr-demo"
 
@@ -121,13 +121,14 @@ class Command(BaseCommand):
                     )
                 )
             for index, (name, hostname) in enumerate(spec["channels"]):
-                certificate = certificates[index]
-                channel = SalesChannel.objects.create(
-                    institution=institution,
-                    name=name,
-                    hostname=hostname,
-                    ssl_mode=SalesChannel.SslMode.UPLOADED,
-                    certificate=certificate,
-                    active_certificate=certificate,
+                # Created and switched to its certificate as a manager's two saves would:
+                # the SSL page's service deploys the edge files and queues a probe.
+                channel = channel_create(
+                    institution=institution, name=name, hostname=hostname, actor=staff
                 )
-                status_settle(channel)
+                channel_set_ssl_mode(
+                    channel=channel,
+                    mode=SalesChannel.SslMode.UPLOADED,
+                    certificate=certificates[index],
+                    actor=staff,
+                )
