@@ -155,7 +155,9 @@ def test_a_stop_signal_stops_every_process_it_started(tmp_path, sent, to_group):
         started = _started_by(process.pid)
         commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in started)
         # The web server, the worker with beat and its pool, the ACME worker.
-        assert "runserver" in commands and "--beat" in commands and "acme_worker" in commands
+        assert (
+            "manage.py\x00serve" in commands and "--beat" in commands and "acme_worker" in commands
+        )
         assert len(started) >= 4
 
         if to_group:
