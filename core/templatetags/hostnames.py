@@ -1,6 +1,6 @@
 """Template filters that show hostnames (core/hostname_display.py; README, "Using it").
 
-    {% load hostnames %}
+    (a builtin: certmgr/settings.py TEMPLATES adds it to every template)
     {{ channel.hostname|hostname }}        the name, wrapping only after its dots; an IDN in
                                            Unicode with its ASCII form beside it
     {{ certificate.domains|hostnames }}    a list of them, separated by commas
@@ -12,7 +12,7 @@ not a valid A-label is shown as it is stored. Every piece is escaped before <wbr
 """
 
 from django import template
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from core import hostname_display
@@ -25,9 +25,13 @@ def _text(value) -> str:
 
 
 def _wrapped(name: str) -> SafeString:
-    """The name escaped, with a line-break opportunity (<wbr>) after each dot."""
-    parts = hostname_display.hostname_wrap_points(name)
-    return mark_safe("<wbr>".join(escape(part) for part in parts))  # noqa: S308 - escaped parts
+    """The name with each label (and its dot) in a span that does not wrap, and a line-break
+    opportunity (<wbr>) after each dot: a hyphen inside a label is no place to break."""
+    return format_html_join(
+        mark_safe("<wbr>"),  # noqa: S308 - a constant
+        "<span>{}</span>",
+        ((part,) for part in hostname_display.hostname_wrap_points(name)),
+    )
 
 
 def _hostname_html(name: str) -> SafeString:
