@@ -103,6 +103,17 @@ def test_a_manager_edits_and_deletes_a_channel(client, alice, channel):
     assert not SalesChannel.objects.exists()
 
 
+def test_an_idn_is_edited_in_unicode_and_stored_in_ascii_again(client, alice, channel):
+    SalesChannel.objects.filter(pk=channel.pk).update(hostname="shop.xn--bcher-kva.example")
+    client.force_login(alice)
+    url = reverse("channel_edit", args=[channel.pk])
+    assert client.get(url).context["form"]["hostname"].value() == "shop.bücher.example"
+    response = client.post(url, {"name": "Renamed", "hostname": "shop.bücher.example"})
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert channel.hostname == "shop.xn--bcher-kva.example"
+
+
 def test_a_viewer_sees_channels_but_cannot_change_them(client, bob, acme, channel, certificate):
     client.force_login(bob)
     assert client.get(channel.get_absolute_url()).status_code == 200
