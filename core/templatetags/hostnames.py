@@ -24,13 +24,17 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def _wrapped(name: str) -> SafeString:
+def _wrapped(name: str, *, before: str = "", after: str = "") -> SafeString:
     """The name with each label (and its dot) in a span that does not wrap, and a line-break
-    opportunity (<wbr>) after each dot: a hyphen inside a label is no place to break."""
+    opportunity (<wbr>) after each dot: a hyphen inside a label is no place to break.
+    `before` and `after` (brackets) go in the first and last label's span, kept with them."""
+    parts = hostname_display.hostname_wrap_points(name)
+    parts[0] = before + parts[0]
+    parts[-1] += after
     return format_html_join(
         mark_safe("<wbr>"),  # noqa: S308 - a constant
         "<span>{}</span>",
-        ((part,) for part in hostname_display.hostname_wrap_points(name)),
+        ((part,) for part in parts),
     )
 
 
@@ -39,9 +43,9 @@ def _hostname_html(name: str) -> SafeString:
     if unicode_name == name:
         return format_html('<span class="hostname">{}</span>', _wrapped(name))
     return format_html(
-        '<span class="hostname">{}</span> <span class="hostname hostname-ascii">({})</span>',
+        '<span class="hostname">{}</span> <span class="hostname hostname-ascii">{}</span>',
         _wrapped(unicode_name),
-        _wrapped(name),
+        _wrapped(name, before="(", after=")"),
     )
 
 

@@ -139,6 +139,7 @@ def pages(tenant: Tenant, user) -> list[tuple[str, str]]:
             urls = urls[:1]  # not the list again, filtered by institution
         for number, url in enumerate(urls):
             response = client.get(url)
+            assert response.status_code < 500, url
             if response.status_code != 200:
                 continue  # a redirect, a download's 404 for this kind, a POST-only page
             if not response["Content-Type"].startswith("text/html"):
