@@ -38,14 +38,15 @@ def _wrapped(name: str, *, before: str = "", after: str = "") -> SafeString:
     )
 
 
-def _hostname_html(name: str) -> SafeString:
+def _hostname_html(name: str, *, after: str = "") -> SafeString:
+    """The hostname's markup; `after` (a comma in a list) stays with its last label."""
     unicode_name = hostname_display.hostname_unicode(name)
     if unicode_name == name:
-        return format_html('<span class="hostname">{}</span>', _wrapped(name))
+        return format_html('<span class="hostname">{}</span>', _wrapped(name, after=after))
     return format_html(
         '<span class="hostname">{}</span> <span class="hostname hostname-ascii">{}</span>',
         _wrapped(unicode_name),
-        _wrapped(name, before="(", after=")"),
+        _wrapped(name, before="(", after=")" + after),
     )
 
 
@@ -58,7 +59,15 @@ def hostname(value) -> SafeString:
 @register.filter
 def hostnames(values) -> SafeString:
     names = [_text(value) for value in values or () if _text(value)]
-    return format_html_join(", ", "{}", ((_hostname_html(name),) for name in names))
+    last = len(names) - 1
+    return format_html_join(
+        " ",
+        "{}",
+        (
+            (_hostname_html(name, after="" if number == last else ","),)
+            for number, name in enumerate(names)
+        ),
+    )
 
 
 @register.filter
