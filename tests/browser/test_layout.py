@@ -21,7 +21,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
@@ -94,7 +93,7 @@ HOSTNAME_BREAKS = """() => {
 
 
 @pytest.fixture
-def stretched(tenants, alice, make_certificate) -> Tenant:
+def stretched(tenants, alice, make_certificate) -> Tenant:  # noqa: F811 - the fixture
     """Acme's objects from the isolation walk, and some that stretch a page: a certificate
     with long and IDN names, channels on them in states the walk's fixture does not have."""
     acme = tenants["acme"]
