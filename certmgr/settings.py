@@ -218,6 +218,9 @@ TEMPLATES = [
                 "acme_client.context_processors.acme_ca",
                 "monitoring.context_processors.certificate_alerts",
             ],
+            # Hostnames are shown through these filters on every page, partials included
+            # (README, "Using it": hostnames and IDNs), so no template has to load them.
+            "builtins": ["core.templatetags.hostnames"],
         },
     },
 ]

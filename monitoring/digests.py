@@ -20,6 +20,7 @@ from certificates.expiry import plural
 from certificates.models import (
     Certificate,
 )
+from core.hostname_display import hostname_text
 from institutions.models import Institution
 from saleschannels.models import ChannelStatus
 
@@ -132,12 +133,15 @@ def finding_view(notification, now: datetime, urls: DetailUrls) -> Finding:
         )
     url = urls.of(urls.channel, notification.channel_id)
     hostname = details.get("hostname", "")
+    # In sentences an IDN reads in Unicode with its ASCII form beside it; `hostnames` (the
+    # webhook's JSON too) keeps the stored ASCII form.
+    shown = hostname_text(hostname)
     if notification.kind == Notification.Kind.RENEWAL_FAILING:
-        title, action = _renewal_words(details, hostname)
+        title, action = _renewal_words(details, shown)
     elif threshold.startswith("served-"):
         title = f"The certificate served expires: {when}" if when else "Served certificate"
         action = (
-            f"{hostname} serves a certificate that is not the one deployed for it, and that "
+            f"{shown} serves a certificate that is not the one deployed for it, and that "
             "one is about to expire. Save the sales channel's SSL management again to "
             "redeploy; if it stays, contact platform support."
         )
@@ -147,7 +151,7 @@ def finding_view(notification, now: datetime, urls: DetailUrls) -> Finding:
     else:
         title = _PROBE_TITLES.get(threshold, "Served certificate wrong")
         action = (
-            f"Visitors of {hostname} may see a security error. Check the sales channel's "
+            f"Visitors of {shown} may see a security error. Check the sales channel's "
             "SSL management and save it again to redeploy; if it stays, contact platform "
             "support." + (f" Probe: {details['error']}" if details.get("error") else "")
         )
@@ -242,13 +246,18 @@ def digest_email(
     return message
 
 
+def _hostnames_text(hostnames: list[str]) -> str:
+    """The hostnames as people read them: an IDN in Unicode, its ASCII form in brackets."""
+    return ", ".join(hostname_text(name) for name in hostnames)
+
+
 def digest_lines_text(findings: list[Finding]) -> str:
     """The plain-text lines of a digest, one numbered block per finding."""
     lines = []
     for number, finding in enumerate(findings, start=1):
         lines.append(f"{number}. {finding.title}: {finding.name}")
         if finding.hostnames:
-            lines.append(f"   Hostnames: {', '.join(finding.hostnames)}")
+            lines.append(f"   Hostnames: {_hostnames_text(finding.hostnames)}")
         if finding.expires_at:
             lines.append(f"   Expiry: {finding.expires_text} ({finding.when})")
         lines.append(f"   What to do: {finding.action}")
@@ -271,7 +280,7 @@ def digest_rows_html(findings: list[Finding]) -> SafeString:
             "<tr>"
             f"<td><strong>{escape(finding.title)}</strong></td>"
             f'<td><a href="{escape(finding.url)}">{escape(finding.name)}</a></td>'
-            f"<td>{escape(', '.join(finding.hostnames))}</td>"
+            f"<td>{escape(_hostnames_text(finding.hostnames))}</td>"
             f"<td>{expiry}</td>"
             f"<td>{escape(finding.action)}</td>"
             "</tr>"
@@ -284,7 +293,8 @@ def webhook_payload(institution: Institution, findings: list[Finding]) -> dict:
     listed = findings[:DIGEST_MAX_FINDINGS]
     lines = [f"certmgr: {plural(len(findings), 'finding')} for {institution.name}"]
     lines += [
-        f"- {finding.title}: {finding.name} ({', '.join(finding.hostnames[:3])}) {finding.url}"
+        f"- {finding.title}: {finding.name} ({_hostnames_text(finding.hostnames[:3])}) "
+        f"{finding.url}"
         for finding in listed
     ]
     if len(findings) > len(listed):

@@ -12,6 +12,7 @@ which tenants' pages never show."""
 from django.contrib import admin, messages
 
 from core.admin import WrittenByTheBackOffice
+from core.hostname_display import hostname_text
 
 from .models import SalesChannel, VerificationMethod
 from .services import channel_hostname_verified_mark
@@ -21,7 +22,7 @@ from .services import channel_hostname_verified_mark
 class SalesChannelAdmin(WrittenByTheBackOffice, admin.ModelAdmin):
     list_display = [
         "name",
-        "hostname",
+        "hostname_shown",
         "institution",
         "ssl_mode",
         "status",
@@ -32,6 +33,11 @@ class SalesChannelAdmin(WrittenByTheBackOffice, admin.ModelAdmin):
     search_fields = ["name", "hostname"]
     editable_fields = ("name",)
     actions = ["hostname_approve"]
+
+    @admin.display(description="hostname", ordering="hostname")
+    def hostname_shown(self, channel) -> str:
+        """An IDN in Unicode with its ASCII form beside it, as on the back office's pages."""
+        return hostname_text(channel.hostname)
 
     @admin.action(description="Approve hostname ownership (staff approval)", permissions=["change"])
     def hostname_approve(self, request, queryset):

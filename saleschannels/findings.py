@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.hostname_display import hostname_text
+
 
 class Check(StrEnum):
     """What was checked."""
@@ -297,8 +299,18 @@ def _said(value) -> str:
     return str(value)
 
 
+# Parameters that are DNS names: an IDN is said in Unicode with its ASCII form beside it.
+_NAME_PARAMS = frozenset({"hostname", "name"})
+
+
 def words_format(template: str, params: dict) -> str:
-    return template.format_map(_Missing({key: _said(value) for key, value in params.items()}))
+    said = {
+        key: _said(
+            hostname_text(value) if key in _NAME_PARAMS and isinstance(value, str) else value
+        )
+        for key, value in params.items()
+    }
+    return template.format_map(_Missing(said))
 
 
 @dataclass(frozen=True)

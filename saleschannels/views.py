@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from certificates.models import Certificate
 from core.confirmation import CONFIRM_FIELD, confirmation_sent, confirmed
+from core.hostname_display import hostname_unicode
 from core.models import AuditEvent
 from institutions.models import user_can_manage
 from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
@@ -148,7 +149,8 @@ def channel_status_panel(request, pk: int):
 def channel_edit(request, pk: int):
     channel = channel_for_user(request.user, pk)
     require_manager(request.user, channel.institution)
-    initial = {"name": channel.name, "hostname": channel.hostname}
+    # An IDN is edited as people read it; the form stores it in ASCII again (hostnames.py).
+    initial = {"name": channel.name, "hostname": hostname_unicode(channel.hostname)}
     form = ChannelForm(request.POST or None, initial=initial, user=request.user, channel=channel)
     if request.method == "POST" and form.is_valid():
         try:

@@ -19,6 +19,24 @@ def upload(name: str, data: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="application/octet-stream")
 
 
+# A hostname as core/templatetags/hostnames.py shows it: one span per label, <wbr> after each dot.
+_HOSTNAME_MARKUP = re.compile(
+    r'<span class="(?:hostname(?: hostname-ascii)?|dotted)">'
+    r"((?:<span>[^<]*</span>(?:<wbr>)?)+)</span>"
+)
+
+
+def hostnames_unwrapped(html: str) -> str:
+    """The HTML with every hostname as plain text again ("shop.acme.test"), so that a test can
+    look for it, or make sure it is absent."""
+    return _HOSTNAME_MARKUP.sub(lambda match: re.sub(r"</?span>|<wbr>", "", match[1]), html)
+
+
+def page_html(response) -> str:
+    """A page's HTML with its hostnames unwrapped (hostnames_unwrapped)."""
+    return hostnames_unwrapped(response.content.decode())
+
+
 def errors_of(response) -> dict[str, list[str]]:
     """The form errors of a page, field by field."""
     return {field: list(messages) for field, messages in response.context["form"].errors.items()}

@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from saleschannels.models import SalesChannel
+from tests.support import page_html
 
 URL = reverse("certificate_list")
 
@@ -24,7 +25,7 @@ def test_it_lists_every_column(as_alice, acme, make_certificate):
         certificate=certificate,
         active_certificate=certificate,
     )
-    html = as_alice.get(URL).content.decode()
+    html = page_html(as_alice.get(URL))
     for text in ("Main shop", "SSL", "Acme Tickets", "shop.acme.test", "badge-valid"):
         assert text in html
     assert certificate.expires_at.strftime("%Y-%m-%d") in html
@@ -85,7 +86,7 @@ def test_it_paginates(as_alice, acme, make_certificate):
     second = as_alice.get(URL, {"page": 2})
     assert len(first.context["rows"]) == 25
     assert names(second) == ["cert 25", "cert 26"]
-    assert 'rel="next"' in first.content.decode()
+    assert 'rel="next"' in page_html(first)
 
 
 def test_its_query_count_does_not_depend_on_the_number_of_certificates(

@@ -71,7 +71,7 @@ def test_a_certificate_made_to_expire_in_3_days_shows_3_everywhere(
     with time_machine.travel(certificate.expires_at - 3 * DAY + timedelta(minutes=5)):
         listed = as_alice.get(reverse("certificate_list"))
         assert listed.context["rows"][0]["days_left"] == 3
-        assert '<td class="num">3</td>' in listed.content.decode()
+        assert '<td data-label="Days left" class="num">3</td>' in listed.content.decode()
         assert "(3 days left)" in as_alice.get(certificate.get_absolute_url()).content.decode()
         assert "(3 days left)" in as_alice.get(channel.get_absolute_url()).content.decode()
         exported = as_alice.get(reverse("certificate_list_export"))
@@ -87,5 +87,5 @@ def test_an_expired_certificate_says_how_long_ago_not_a_negative_count(
     assert "(expired 6 days ago)" in page
     assert "-6" not in page and "-7" not in page
     listed = as_alice.get(reverse("certificate_list")).content.decode()
-    assert '<td class="num">expired 6 days ago</td>' in listed
+    assert '<td data-label="Days left" class="num">expired 6 days ago</td>' in listed
     assert "days left)" not in page

@@ -15,7 +15,7 @@ from certificates.deletion import certificate_deletion
 from certificates.models import Certificate, CertificateRequest
 from core.models import AuditEvent
 from saleschannels import services as channel_services
-from tests.support import confirm_field, delete_confirmed
+from tests.support import confirm_field, delete_confirmed, page_html
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +69,7 @@ def test_one_click_deletes_nothing_and_shows_what_it_would_do(as_alice, certific
     response = as_alice.post(delete_url(certificate))
 
     assert response.status_code == 200
-    html = response.content.decode()
+    html = page_html(response)
     assert "Delete Main shop?" in html
     assert "No sales channel: none loses its certificate." in html
     assert "and its private key will be deleted for good" in html
@@ -81,7 +81,7 @@ def test_a_confirmation_for_another_impact_shows_the_page_again(as_alice, certif
     response = as_alice.post(delete_url(certificate), {"confirm": "0" * 32})
 
     assert response.status_code == 200
-    assert "has changed since the page was shown" in response.content.decode()
+    assert "has changed since the page was shown" in page_html(response)
     assert Certificate.objects.filter(pk=certificate.pk).exists()
 
 
@@ -111,7 +111,7 @@ def test_the_page_names_the_channels_using_it_and_offers_no_delete(
     )
 
     page = as_alice.get(delete_url(certificate))
-    html = page.content.decode()
+    html = page_html(page)
     assert f'<a href="{channel.get_absolute_url()}">Main ({SHOP})</a>' in html
     assert "This certificate is used by Main (shop.acme.test); choose another" in html
     assert 'name="confirm"' not in html
@@ -142,7 +142,7 @@ def test_the_served_proof_is_not_deleted_while_none_would_take_over(client, as_a
 
     page = as_alice.get(delete_url(proof))
 
-    html = page.content.decode()
+    html = page_html(page)
     assert f"The Apple Pay file of {SHOP}" in html
     assert "No other valid identity proof would take over" in html
     assert "Upload the new file first, or turn Apple Pay off on those sales channels." in html
@@ -162,8 +162,8 @@ def test_an_expired_proof_does_not_take_over(as_alice, acme, alice):
 
     page = as_alice.get(delete_url(proof))
 
-    assert "No other valid identity proof would take over" in page.content.decode()
-    assert 'name="confirm"' not in page.content.decode()
+    assert "No other valid identity proof would take over" in page_html(page)
+    assert 'name="confirm"' not in page_html(page)
 
 
 def test_deleting_the_served_proof_says_which_takes_over_and_it_does(client, as_alice, acme, alice):
@@ -174,7 +174,7 @@ def test_deleting_the_served_proof_says_which_takes_over_and_it_does(client, as_
     assert apple_file(client).content == b"latest\n"
 
     page = as_alice.get(delete_url(latest))
-    html = page.content.decode()
+    html = page_html(page)
     assert f"The Apple Pay file of {SHOP}, www.acme.test" in html
     assert f'<a href="{older.get_absolute_url()}">Older proof</a>' in html
     assert "is served there instead" in html
@@ -202,7 +202,7 @@ def test_a_confirmation_made_before_the_impact_changed_deletes_nothing(
     response = as_alice.post(delete_url(latest), confirm_field(page))
 
     assert response.status_code == 200
-    html = response.content.decode()
+    html = page_html(response)
     assert "has changed since the page was shown" in html
     assert "No other valid identity proof would take over" in html
     assert apple_file(client).content == b"latest\n"
@@ -217,7 +217,7 @@ def test_a_proof_no_channel_serves_is_deleted_without_ado(as_alice, acme, alice)
     apple_pay_shop(acme, alice)
 
     page = as_alice.get(delete_url(older))
-    assert "No sales channel serves it as its Apple Pay file." in page.content.decode()
+    assert "No sales channel serves it as its Apple Pay file." in page_html(page)
     assert delete_confirmed(as_alice, delete_url(older)).status_code == 302
     assert not Certificate.objects.filter(pk=older.pk).exists()
 
@@ -244,7 +244,7 @@ def test_one_click_keeps_a_pending_request_and_says_its_key_would_go(as_alice, p
     response = as_alice.post(request_delete_url(pending))
 
     assert response.status_code == 200
-    html = response.content.decode()
+    html = page_html(response)
     assert "Delete the CSR Waiting for Apple?" in html
     assert "The private key certmgr made for this CSR is destroyed with it" in html
     assert CertificateRequest.objects.filter(pk=pending.pk).exists()
@@ -274,7 +274,5 @@ def test_a_request_completed_meanwhile_is_not_deleted(as_alice, alice, pending):
     with pytest.raises(services.RequestCompletedError):
         services.certificate_request_delete(request=pending, actor=alice)
     response = as_alice.post(request_delete_url(pending), confirm_field(page), follow=True)
-    assert "This request is completed; delete its certificate instead." in (
-        response.content.decode()
-    )
+    assert "This request is completed; delete its certificate instead." in (page_html(response))
     assert CertificateRequest.objects.filter(pk=pending.pk).exists()

@@ -11,7 +11,7 @@ from certificates import services
 from certificates.models import Certificate
 from certmgr import demo_pki
 from saleschannels.models import SalesChannel
-from tests.support import upload
+from tests.support import page_html, upload
 
 
 def proof_upload(institution, actor, *, name="Proof", days_left=365):
@@ -35,7 +35,7 @@ def test_an_identity_proofs_page_says_where_it_is_served_and_nothing_contrary(
 ):
     proof = proof_upload(acme, alice)
     shop(acme, apple_pay_enabled=True)
-    page = as_alice.get(proof.get_absolute_url()).content.decode()
+    page = page_html(as_alice.get(proof.get_absolute_url()))
     assert "Served on" in page and "shop.acme.test" in page
     assert "Used by" not in page and "No sales channel" not in page
     assert "Identity proof uploaded by alice" in page
@@ -45,7 +45,7 @@ def test_an_identity_proofs_page_says_where_it_is_served_and_nothing_contrary(
 def test_channels_naming_a_proof_without_serving_it_are_said_so(as_alice, acme, alice):
     proof = proof_upload(acme, alice)
     shop(acme, apple_pay_enabled=False, apple_identity_proof=proof)
-    page = as_alice.get(proof.get_absolute_url()).content.decode()
+    page = page_html(as_alice.get(proof.get_absolute_url()))
     assert "No sales channel serves it now." in page
     assert "Named but not served by" in page
     assert "Apple Pay is off on this channel." in page
@@ -55,7 +55,7 @@ def test_a_certificates_history_still_says_certificate_uploaded(
     as_alice, acme, alice, make_certificate
 ):
     certificate = make_certificate(acme, actor=alice)
-    page = as_alice.get(certificate.get_absolute_url()).content.decode()
+    page = page_html(as_alice.get(certificate.get_absolute_url()))
     assert "Certificate uploaded by alice" in page
     assert "Used by</dt><dd>No sales channel</dd>" in page
 
@@ -63,9 +63,9 @@ def test_a_certificates_history_still_says_certificate_uploaded(
 def test_the_apple_pay_page_offers_an_upload_only_without_any_proof(as_alice, acme, alice):
     channel = shop(acme)
     url = reverse("channel_apple_pay", args=[channel.pk])
-    assert "No identity proof yet?" in as_alice.get(url).content.decode()
+    assert "No identity proof yet?" in page_html(as_alice.get(url))
     proof_upload(acme, alice)
-    assert "No identity proof yet?" not in as_alice.get(url).content.decode()
+    assert "No identity proof yet?" not in page_html(as_alice.get(url))
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_a_viewer_reads_which_certificate_the_channel_uses(as_bob, acme, make_ce
     channel = shop(
         acme, ssl_mode="uploaded", certificate=certificate, active_certificate=certificate
     )
-    page = as_bob.get(reverse("channel_ssl", args=[channel.pk])).content.decode()
+    page = page_html(as_bob.get(reverse("channel_ssl", args=[channel.pk])))
     link = f'<a href="{certificate.get_absolute_url()}">Shop 2030</a>'
     assert f"SSL management: Uploaded certificate: {link} (expires " in page
     assert "Uploaded certificate ." not in page
@@ -87,14 +87,14 @@ def test_a_viewer_reads_which_certificate_the_channel_uses(as_bob, acme, make_ce
 
     newer = make_certificate(acme, name="Shop 2031", hostnames=["shop.acme.test"])
     SalesChannel.objects.filter(pk=channel.pk).update(certificate=newer)
-    page = as_bob.get(reverse("channel_ssl", args=[channel.pk])).content.decode()
+    page = page_html(as_bob.get(reverse("channel_ssl", args=[channel.pk])))
     assert f'<a href="{newer.get_absolute_url()}">Shop 2031</a>' in page
     assert f"The edge serves {link}" in page
 
     SalesChannel.objects.filter(pk=channel.pk).update(
         ssl_mode="none", certificate=None, active_certificate=None
     )
-    page = as_bob.get(reverse("channel_ssl", args=[channel.pk])).content.decode()
+    page = page_html(as_bob.get(reverse("channel_ssl", args=[channel.pk])))
     assert "SSL management: No SSL. The edge serves no certificate for shop.acme.test." in page
 
 
@@ -116,9 +116,9 @@ def test_the_same_certificate_uploaded_twice_is_stored_with_a_warning_linking_th
             follow=True,
         )
 
-    first_page = post(as_alice, acme, "First").content.decode()
+    first_page = page_html(post(as_alice, acme, "First"))
     assert "same SHA-256 fingerprint" not in first_page
-    second_page = post(as_alice, acme, "Second").content.decode()
+    second_page = page_html(post(as_alice, acme, "Second"))
     first, second = Certificate.objects.order_by("pk")
     assert second.name == "Second"  # stored
     assert (
@@ -130,4 +130,4 @@ def test_the_same_certificate_uploaded_twice_is_stored_with_a_warning_linking_th
 
     # Another institution's copy is none of Acme's business, nor Acme's of the Opera's.
     client.force_login(charlie)
-    assert "same SHA-256 fingerprint" not in post(client, opera, "Opera's").content.decode()
+    assert "same SHA-256 fingerprint" not in page_html(post(client, opera, "Opera's"))

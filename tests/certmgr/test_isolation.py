@@ -57,7 +57,7 @@ from saleschannels import services as channel_services
 from saleschannels.models import ProbeStatus, SalesChannel
 from tests.apple import apple_issue, apple_sign_csr
 from tests.leaks import Secrets
-from tests.support import PASSWORD, errors_of, upload
+from tests.support import PASSWORD, errors_of, hostnames_unwrapped, upload
 from tests.urlwalk import Route, routes_all
 
 pytestmark = pytest.mark.django_db
@@ -751,7 +751,8 @@ def leaks(response, *, secrets: Secrets, markers=()) -> list[str]:
     """What a response must not carry and does: key material, another institution's text."""
     body = body_of(response)
     found = [f"key material: {name}" for name in secrets.found_in(body)]
-    text = body.decode("utf-8", "replace") + response.get("Content-Disposition", "")
+    text = hostnames_unwrapped(body.decode("utf-8", "replace"))
+    text += response.get("Content-Disposition", "")
     found += [f"another institution's {marker!r}" for marker in markers if marker in text]
     return found
 
@@ -1008,7 +1009,7 @@ def test_the_owner_reaches_every_object_the_walk_uses(tenants, charlie, sam):
                 method = "POST"
             label = f"{who} {method} {url} ({stop.route.label})"
             findings.check(label, response, secrets=secrets)
-            shown.append(body_of(response).decode("utf-8", "replace"))
+            shown.append(hostnames_unwrapped(body_of(response).decode("utf-8", "replace")))
             if not names_objects:
                 continue
             if response.status_code == 403 and admin_withholds(stop.route, visitors[who].user):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from certificates.models import Certificate
 from monitoring import dashboard
 from saleschannels.models import SalesChannel
+from tests.support import page_html
 
 HOME = reverse("home")
 LIST = reverse("certificate_list")
@@ -77,7 +78,7 @@ def test_the_page_shows_the_counts_each_linking_to_its_status(
 ):
     make_certificate(acme, days_left=3)
     make_certificate(acme, days_left=-1)
-    page = as_alice.get(HOME).content.decode()
+    page = page_html(as_alice.get(HOME))
     assert re.search(
         r'href="/certificates/\?status=critical" data-status="critical">\s*'
         r'<span class="count">1</span>',
@@ -97,7 +98,7 @@ def test_it_needs_a_login(client):
 
 
 def chart(response) -> str:
-    match = re.search(r"<svg .*?</svg>", response.content.decode(), re.S)
+    match = re.search(r"<svg .*?</svg>", page_html(response), re.S)
     assert match, "no chart on the page"
     return match[0]
 
@@ -197,7 +198,7 @@ def test_the_list_filters_on_expiry_dates_and_ignores_invalid_ones(
     assert names(expires_before=(today + timedelta(days=6)).isoformat()) == ["soon"]
     assert names(expires_after="yesterday", expires_before="2025-02-30") == ["soon", "later"]
     assert names(expires_after="0001-01-01", expires_before="9999-12-31") == ["soon", "later"]
-    page = as_alice.get(LIST, {"expires_after": today.isoformat()}).content.decode()
+    page = page_html(as_alice.get(LIST, {"expires_after": today.isoformat()}))
     assert f'name="expires_after" value="{today.isoformat()}"' in page
 
 
@@ -308,13 +309,13 @@ def test_charlie_sees_only_the_opera_channels(noon, charlie, troubled_channels, 
     actions = dashboard.channel_actions(user=charlie, now=noon)
     assert [action.channel.hostname for action in actions.channels] == ["opera.test"]
     client.force_login(charlie)
-    page = client.get(HOME).content.decode()
+    page = page_html(client.get(HOME))
     assert "opera.test" in page
     assert "acme.test" not in page
 
 
 def test_the_page_lists_the_channels_and_their_reasons(noon, as_alice, troubled_channels):
-    page = as_alice.get(HOME).content.decode()
+    page = page_html(as_alice.get(HOME))
     for text in ("gone.acme.test", "Its certificate expired 2 days ago", "Gone", "Soon"):
         assert text in page
     assert "fine.acme.test" not in page
@@ -324,7 +325,7 @@ def test_the_page_lists_the_channels_and_their_reasons(noon, as_alice, troubled_
 def test_the_page_shows_each_channels_status_and_never_the_raw_error(
     noon, as_alice, troubled_channels
 ):
-    page = as_alice.get(HOME).content.decode()
+    page = page_html(as_alice.get(HOME))
     assert RAW_ERROR not in page
     assert "Connection refused" not in page
     assert "203.0.113.9" not in page
@@ -356,11 +357,11 @@ def test_it_shows_the_twenty_most_urgent_of_more(noon, alice, as_alice, acme):
     actions = dashboard.channel_actions(user=alice, now=noon)
     assert len(actions.channels) == 20
     assert actions.total == 23
-    assert "The 20 most urgent of 23." in as_alice.get(HOME).content.decode()
+    assert "The 20 most urgent of 23." in page_html(as_alice.get(HOME))
 
 
 def test_it_says_when_nothing_needs_action(as_alice):
-    assert "No sales channel needs action" in as_alice.get(HOME).content.decode()
+    assert "No sales channel needs action" in page_html(as_alice.get(HOME))
 
 
 # Cost -----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from saleschannels.models import ProbeFailure, SalesChannel
 from saleschannels.probe import channel_probe, channels_probe
 from tests.apple import PROOF_BYTES
 from tests.nginx import nginx_run
-from tests.support import require_program
+from tests.support import page_html, require_program
 
 WELL_KNOWN = "/.well-known/apple-developer-merchantid-domain-association"
 SHOP = "shop.acme.test"
@@ -145,7 +145,7 @@ def test_a_named_proof_cannot_be_deleted(client, alice, acme):
 
     response = client.post(reverse("certificate_delete", args=[named.pk]), follow=True)
 
-    assert f"This certificate is used by {SHOP} ({SHOP})" in response.content.decode()
+    assert f"This certificate is used by {SHOP} ({SHOP})" in page_html(response)
     assert Certificate.objects.filter(pk=named.pk).exists()
 
 
@@ -173,11 +173,11 @@ def test_a_manager_enables_apple_pay_with_the_latest_proof(client, alice, acme):
     assert event.actor == alice
     assert event.details["enabled"] is True
     assert event.details["previous"] == {"enabled": False, "identity_proof": None}
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
     assert f"https://{SHOP}{WELL_KNOWN}" in page
     assert "Latest valid proof: <a" in page and "Acme domain file" in page
     assert "Not checked" in page
-    proof_page = client.get(proof.get_absolute_url()).content.decode()
+    proof_page = page_html(client.get(proof.get_absolute_url()))
     assert f">{SHOP}</a>" in proof_page
 
 
@@ -191,7 +191,7 @@ def test_a_manager_names_a_proof_and_disables_apple_pay(client, alice, acme):
 
     client.post(apple_pay_url(channel), {"apple_pay_enabled": "on", "apple_identity_proof": psp.pk})
     assert fetch(client, SHOP).content == b"psp\n"
-    assert "psp</a>, expires" in client.get(channel.get_absolute_url()).content.decode()
+    assert "psp</a>, expires" in page_html(client.get(channel.get_absolute_url()))
 
     client.post(apple_pay_url(channel), {})  # the box unticked, no proof named
     channel.refresh_from_db()
@@ -230,7 +230,7 @@ def test_a_viewer_sees_the_apple_pay_page_but_cannot_change_it(client, bob, acme
 
     page = client.get(apple_pay_url(channel))
     assert page.status_code == 200
-    assert "You need the manager role" in page.content.decode()
+    assert "You need the manager role" in page_html(page)
     assert client.post(apple_pay_url(channel), {"apple_pay_enabled": "on"}).status_code == 403
     channel.refresh_from_db()
     assert not channel.apple_pay_enabled
@@ -346,7 +346,7 @@ def test_the_probe_fetches_the_file_through_the_edge_from_the_app(
     off.refresh_from_db()
     assert off.apple_probe_ok is None  # Apple Pay off: nothing to check
     client.force_login(alice)
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
     assert "Fetched</span> the edge serves the identity proof" in page
 
 

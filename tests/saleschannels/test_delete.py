@@ -13,7 +13,7 @@ from certificates.apple import WELL_KNOWN_PATH
 from core.models import AuditEvent
 from saleschannels import services
 from saleschannels.models import SalesChannel
-from tests.support import confirm_field, delete_confirmed
+from tests.support import confirm_field, delete_confirmed, page_html
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def test_one_click_deletes_nothing_and_names_what_would_stop(as_alice, client, s
     response = as_alice.post(delete_url(shop))
 
     assert response.status_code == 200
-    html = response.content.decode()
+    html = page_html(response)
     assert f"https://{SHOP}/ stops being served with" in html
     assert ">Shop certificate</a> at once" in html
     assert f"https://{SHOP}{WELL_KNOWN_PATH} stops serving the Apple Pay file" in html
@@ -68,7 +68,7 @@ def test_one_click_deletes_nothing_and_names_what_would_stop(as_alice, client, s
 def test_a_channel_serving_nothing_says_so(as_alice, acme, alice):
     bare = services.channel_create(institution=acme, name="Bare", hostname=SHOP, actor=alice)
 
-    html = as_alice.get(delete_url(bare)).content.decode()
+    html = page_html(as_alice.get(delete_url(bare)))
 
     assert "The edge serves no certificate for this hostname now." in html
     assert "Not enabled: no Apple Pay file is served." in html
@@ -100,7 +100,7 @@ def test_a_confirmation_made_before_the_impact_changed_deletes_nothing(
     response = as_alice.post(delete_url(shop), confirm_field(page))
 
     assert response.status_code == 200
-    assert "has changed since the page was shown" in response.content.decode()
+    assert "has changed since the page was shown" in page_html(response)
     assert SalesChannel.objects.filter(pk=shop.pk).exists()
     assert edge_files(settings) == {f"{SHOP}.crt", f"{SHOP}.key"}
 

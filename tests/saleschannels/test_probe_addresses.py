@@ -32,6 +32,7 @@ from saleschannels.probe import (
     probe_served_certificate,
 )
 from tests.apple import PROOF_BYTES
+from tests.support import page_html
 
 pytestmark = pytest.mark.django_db
 
@@ -227,7 +228,7 @@ def test_a_hostname_resolving_to_an_internal_server_is_never_connected_to(
     assert channel.apple_probe_failure == ProbeFailure.INTERNAL_ADDRESS
     assert channel.probe_fingerprint == ""
     assert "127.0.0.1" in caplog.text  # the operator's log names the address
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
     assert escape(ProbeFailure.INTERNAL_ADDRESS.label) in page
     assert "Refused: internal address" in page
     assert internal.fingerprint not in page
@@ -345,7 +346,7 @@ def test_a_redirects_location_never_reaches_the_page(
     assert channel.apple_probe_failure == ProbeFailure.REDIRECT
     assert LEAK in caplog.text
     client.force_login(alice)
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
     assert escape(ProbeFailure.REDIRECT.label) in page
     assert LEAK not in page and "metadata.internal.test" not in page
     assert "302" not in page
@@ -362,7 +363,7 @@ def test_a_name_that_does_not_resolve_is_a_dns_failure(client, alice, acme, dns,
     channel.refresh_from_db()
     assert channel.probe_failure == ProbeFailure.DNS
     client.force_login(alice)
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
     # Its own reason in plain words, with advice; not a handshake that never happened.
     assert "Hostname does not resolve</span>" in page
     assert f"{HOST} does not resolve in DNS, so the live probe could not check" in page
@@ -386,7 +387,7 @@ def test_each_reason_shows_in_its_fixed_words(client, alice, acme, failure):
     channel.refresh_from_db()
     client.force_login(alice)
 
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
 
     if failure == ProbeFailure.DNS:  # a typed reason: its own words (the test above)
         assert f"{HOST} does not resolve in DNS" in page

@@ -11,7 +11,7 @@ from certmgr import demo_pki
 from core.models import AuditEvent
 from saleschannels.forms import ChannelForm
 from saleschannels.models import SalesChannel
-from tests.support import delete_confirmed
+from tests.support import delete_confirmed, page_html
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def test_the_list_shows_mode_active_certificate_expiry_status_and_probe(
     channel.probe_status = "mismatch"
     channel.save()
     client.force_login(bob)
-    html = client.get(reverse("channel_list")).content.decode()
+    html = page_html(client.get(reverse("channel_list")))
     for text in (
         "Main shop",
         "shop.acme.test",
@@ -103,6 +103,17 @@ def test_a_manager_edits_and_deletes_a_channel(client, alice, channel):
     assert not SalesChannel.objects.exists()
 
 
+def test_an_idn_is_edited_in_unicode_and_stored_in_ascii_again(client, alice, channel):
+    SalesChannel.objects.filter(pk=channel.pk).update(hostname="shop.xn--bcher-kva.example")
+    client.force_login(alice)
+    url = reverse("channel_edit", args=[channel.pk])
+    assert client.get(url).context["form"]["hostname"].value() == "shop.bücher.example"
+    response = client.post(url, {"name": "Renamed", "hostname": "shop.bücher.example"})
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert channel.hostname == "shop.xn--bcher-kva.example"
+
+
 def test_a_viewer_sees_channels_but_cannot_change_them(client, bob, acme, channel, certificate):
     client.force_login(bob)
     assert client.get(channel.get_absolute_url()).status_code == 200
@@ -136,7 +147,7 @@ def test_another_institution_gets_404_on_every_channel_url(client, charlie, chan
 
 def test_another_institution_does_not_see_the_channel_in_the_list(client, charlie, channel):
     client.force_login(charlie)
-    assert "shop.acme.test" not in client.get(reverse("channel_list")).content.decode()
+    assert "shop.acme.test" not in page_html(client.get(reverse("channel_list")))
 
 
 def test_the_ssl_page_lists_only_usable_certificates(
@@ -166,7 +177,7 @@ def test_binding_an_uploaded_certificate_deploys_it(client, alice, channel, cert
     event = AuditEvent.objects.get(action="channel.ssl_mode")
     assert event.details["mode"] == "uploaded" and event.actor == alice
     # The certificate window now says where it is used.
-    assert "shop.acme.test" in client.get(certificate.get_absolute_url()).content.decode()
+    assert "shop.acme.test" in page_html(client.get(certificate.get_absolute_url()))
 
 
 @pytest.mark.parametrize(
@@ -220,7 +231,7 @@ def test_managed_mode_is_pending_and_keeps_the_current_certificate_served(
     assert channel.certificate is None
     assert channel.active_certificate == certificate
     assert edge_files(settings) == {"shop.acme.test.crt", "shop.acme.test.key"}
-    assert "pending" in response.content.decode()
+    assert "pending" in page_html(response)
 
 
 def test_mode_none_removes_the_files_from_the_edge(client, alice, channel, certificate, settings):
@@ -246,7 +257,7 @@ def test_a_probe_problem_counts_in_the_banner(client, alice, channel):
     channel.probe_status = "failed"
     channel.save()
     client.force_login(alice)
-    html = client.get(reverse("certificate_list")).content.decode()
+    html = page_html(client.get(reverse("certificate_list")))
     assert 'data-level="expired" data-count="1"' in html
     assert "1 sales channel serves a wrong, expired or no certificate, or cannot renew its" in html
 
@@ -276,7 +287,7 @@ def test_renewal_failures_show_on_the_page_and_count_in_the_banner_from_the_seco
         status_next_attempt_at=timezone.now() + timedelta(minutes=10),
     )
     client.force_login(alice)
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
     assert "1 consecutive failure." in page
     assert "Renewal failing" in page
     assert (
@@ -288,7 +299,7 @@ def test_renewal_failures_show_on_the_page_and_count_in_the_banner_from_the_seco
     assert 'class="cert-alert"' not in page
 
     SalesChannel.objects.filter(pk=channel.pk).update(renewal_failures=2)
-    page = client.get(channel.get_absolute_url()).content.decode()
+    page = page_html(client.get(channel.get_absolute_url()))
     assert 'class="cert-alert" data-level="expired" data-count="1"' in page
     assert "2 consecutive failures." in page
     assert f'action="/saleschannels/{channel.pk}/renew/"' in page
@@ -420,7 +431,7 @@ def test_a_channel_stored_with_an_overlong_hostname_says_why_it_cannot_be_deploy
     )
 
     assert response.status_code == 200
-    page = response.content.decode()
+    page = page_html(response)
     assert "the hostname has 253 characters, too long for the edge&#x27;s file names" in page
     assert "Give the channel a shorter hostname." in page
     assert edge_files(settings) == set()
