@@ -12,7 +12,6 @@ import base64
 import json
 from datetime import UTC
 
-from cryptography import x509
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -30,7 +29,6 @@ from institutions.models import Institution, user_can_manage
 from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
 
 from . import apple, export, selectors, services
-from .bundle import certificate_facts
 from .deletion import certificate_deletion, request_deletion_token
 from .filters import certificate_filters
 from .forms import (
@@ -427,7 +425,7 @@ def certificate_detail(request, pk: int):
         {
             "certificate": certificate,
             "expiry_words": certificate.expiry_words(now),
-            "chain": _chain_facts(certificate),
+            "chain": selectors.certificate_chain_facts(certificate),
             "channels": selectors.certificate_channels_using(certificate),
             "events": events,
             "can_manage": user_can_manage(request.user, certificate.institution),
@@ -457,14 +455,6 @@ def _apple_facts(certificate: Certificate, now) -> dict:
         "replaced_by": replaced_by,
         "is_active_payment_processing": replaced_by is None and certificate.expires_at > now,
     }
-
-
-def _chain_facts(certificate: Certificate) -> list:
-    """Facts of each stored intermediate, for the detail page."""
-    if not certificate.chain_pem:
-        return []
-    chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode("ascii"))
-    return [certificate_facts(intermediate) for intermediate in chain]
 
 
 @login_required

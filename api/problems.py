@@ -1,0 +1,85 @@
+"""Errors of the API as RFC 9457 problem details (https://www.rfc-editor.org/rfc/rfc9457):
+`application/problem+json` with type, title, status and detail, and for a refused input
+`errors`, the messages per field, in the same words as the pages' forms.
+
+DRF's exception handler does the mapping (Http404 -> 404, Django's PermissionDenied -> 403
+with the page's sentence, Throttled -> 429 with Retry-After); this turns its answer into a
+problem document.
+"""
+
+from http import HTTPStatus
+
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://certmgr.invalid/problems/"
+NOT_FOUND_DETAIL = "Not found."
+
+
+class FormRefused(exceptions.APIException):
+    """An input a form refused: 400 with its messages per field (`form.errors`)."""
+
+    status_code = 400
+    default_detail = "The input was refused: see errors."
+    default_code = "invalid"
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__()
+        self.errors = errors
+
+
+class Conflict(exceptions.APIException):
+    """A state that refuses the write (a certificate in use, a completed request...): 409."""
+
+    status_code = 409
+    default_code = "conflict"
+
+
+def problem(status: int, detail: str, *, errors: dict | None = None, headers=None) -> Response:
+    """A problem document answered with `status`."""
+    title = HTTPStatus(status).phrase
+    body = {
+        "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _field_errors(detail) -> dict[str, list[str]]:
+    """DRF's validation errors ({field: [ErrorDetail]}, or a list) as plain strings."""
+    if isinstance(detail, dict):
+        return {
+            str(field): [str(item) for item in (items if isinstance(items, list) else [items])]
+            for field, items in detail.items()
+        }
+    return {"__all__": [str(item) for item in detail]}
+
+
+def problem_exception_handler(exc, context):
+    if isinstance(exc, FormRefused):
+        return problem(400, str(exc.detail), errors=exc.errors)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # not an API error: a 500, which Django reports as for any page
+    headers = {
+        name: value
+        for name, value in response.items()
+        if name in ("Retry-After", "WWW-Authenticate", "Allow")
+    }
+    if isinstance(exc, exceptions.ValidationError):
+        return problem(
+            400,
+            "The input was refused: see errors.",
+            errors=_field_errors(exc.detail),
+            headers=headers,
+        )
+    detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+    if response.status_code == 404:
+        detail = NOT_FOUND_DETAIL  # the same for a missing object and another institution's
+    return problem(response.status_code, str(detail), headers=headers)

@@ -1,0 +1,27 @@
+"""A request budget per API token (README, "API": CERTMGR_API_THROTTLE_RATE), DRF's
+SimpleRateThrottle keyed by the token's id: one busy integration never slows another. Read
+at each request, so a test or an operator may change it without a restart."""
+
+from django.conf import settings
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    scope = "api_token"
+
+    def get_rate(self) -> str | None:
+        return settings.CERTMGR_API_THROTTLE_RATE or None
+
+    def allow_request(self, request, view) -> bool:
+        # The rate is read per request (the base class reads it once, at construction).
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view) -> str | None:
+        token_id = getattr(request.user, "token_id", None)
+        if token_id is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": token_id}
