@@ -21,7 +21,10 @@ class TokenRateThrottle(SimpleRateThrottle):
         return super().allow_request(request, view)
 
     def get_cache_key(self, request, view) -> str | None:
-        token_id = getattr(request.user, "token_id", None)
-        if token_id is None:
+        token = getattr(request.user, "token", None)
+        if token is None:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": token_id}
+        # The id, and the start of the secret's hash: an id of a deleted row may be given
+        # again (SQLite), and the new token must not inherit the old one's history.
+        ident = f"{token.pk}.{token.secret_sha256[:12]}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
