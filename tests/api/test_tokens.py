@@ -127,9 +127,7 @@ def test_a_logged_in_session_opens_nothing_on_the_api(as_alice):
     assert response.status_code == 401
 
 
-def test_each_token_has_its_own_budget_and_over_it_gets_a_429_problem(
-    acme, make_token, settings
-):
+def test_each_token_has_its_own_budget_and_over_it_gets_a_429_problem(acme, make_token, settings):
     settings.CERTMGR_API_THROTTLE_RATE = "3/min"
     first, second = ApiClient(make_token(acme)[1]), ApiClient(make_token(acme)[1])
     url = reverse("api:channel_list")

@@ -1,0 +1,171 @@
+"""The hostile-upload corpus through the API's uploads (README, "API"), as a manager token of
+Acme: every file of cryptography-vectors' x509/, pkcs12/, pkcs7/ and asymmetric/ folders and
+the PEM-armour garbage of tests/certificates/test_hostile_upload.py, in every role the API
+takes a file in (SSL certificate, key and chain; Apple Pay .p12; Apple's answer to a CSR;
+the identity proof). Never a 5xx: a 400 problem whose field errors name the file's own
+field, a 201 that stored exactly one certificate, or the 413 page for a body over the cap;
+and each within the same CPU bound as the pages."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from certificates import services
+from certificates.bundle import UNEXPECTED_FAILURE_MESSAGE
+from certificates.models import CertificateRequest
+from certmgr import demo_pki
+from tests.api.conftest import ApiClient
+from tests.certificates.test_hostile_upload import (
+    CORPUS_FOLDERS,
+    CORPUS_PKCS12_PASSWORD,
+    CORPUS_ROLES,
+    CORPUS_ROOT,
+    MERCHANT,
+    TOO_LARGE_PAGE_TITLE,
+    Role,
+    Uploads,
+    corpus_files,
+    corpus_once,
+    garbage_pem_files,
+)
+from tests.support import upload
+
+pytestmark = pytest.mark.django_db
+
+
+class MultipartClient:
+    """Posts multipart bodies with the token, as an integration uploads files."""
+
+    def __init__(self, api: ApiClient):
+        self.api = api
+
+    def post(self, url, data):
+        return self.api.post(url, data, json=False)
+
+
+def api_roles(valid: demo_pki.Issued, request: CertificateRequest) -> list[Role]:
+    """The API's upload roles, with the pages' role names (so CORPUS_ROLES applies)."""
+    base = {"name": "hostile"}
+    expiry = (date.today() + timedelta(days=90)).isoformat()
+    ssl_url = reverse("api:certificate_list")
+    return [
+        Role(
+            "certificate",
+            ssl_url,
+            frozenset({"certificate", "passphrase", "expires_at"}),
+            lambda data, name: {**base, "certificate": upload(name, data)},
+        ),
+        Role(
+            "key",
+            ssl_url,
+            frozenset({"private_key", "passphrase"}),
+            lambda data, name: {
+                **base,
+                "certificate": upload("valid.crt", valid.certificate_pem),
+                "private_key": upload(name, data),
+            },
+        ),
+        Role(
+            "chain",
+            ssl_url,
+            frozenset({"chain", "passphrase"}),
+            lambda data, name: {
+                **base,
+                "certificate": upload("valid.crt", valid.certificate_pem),
+                "private_key": upload("valid.key", valid.key_pem),
+                "chain": upload(name, data),
+            },
+        ),
+        Role(
+            "p12",
+            reverse("api:merchant_identity_upload"),
+            frozenset({"certificate", "passphrase"}),
+            lambda data, name: {
+                **base,
+                "merchant_identifier": MERCHANT,
+                "certificate": upload(f"{Path(name).stem}.p12", data),
+                "passphrase": CORPUS_PKCS12_PASSWORD,
+            },
+        ),
+        Role(
+            "request complete",
+            reverse("api:csr_complete", args=[request.pk]),
+            frozenset({"certificate"}),
+            lambda data, name: {"certificate": upload(name, data)},
+        ),
+        Role(
+            "identity proof",
+            reverse("api:identity_proof_upload"),
+            frozenset({"file"}),
+            lambda data, name: {**base, "file": upload(name, data), "expires_at": expiry},
+        ),
+    ]
+
+
+class ApiUploads(Uploads):
+    accepted_status = 201
+
+    def _problem(self, role: Role, response) -> str:
+        if response.status_code == 201:
+            self._count("accepted")
+            return ""
+        if response.status_code == 413:
+            self._count("413")
+            return "" if TOO_LARGE_PAGE_TITLE in response.content.decode() else "bare 413"
+        if response.status_code != 400:
+            return f"status {response.status_code}"
+        if response["Content-Type"] != "application/problem+json":
+            return f"400 as {response['Content-Type']}"
+        self._count("refused")
+        errors = response.json().get("errors") or {}
+        if not errors:
+            return "answered 400 without any field error"
+        if any(UNEXPECTED_FAILURE_MESSAGE in message for m in errors.values() for message in m):
+            return f"the parser failed unexpectedly: {errors}"
+        misplaced = {name: errors[name] for name in errors if name not in role.fields}
+        return f"errors on other fields: {misplaced}" if misplaced else ""
+
+
+@pytest.fixture(scope="module")
+def valid(pki):
+    return demo_pki.leaf_create(issuer=pki["intermediate"], hostnames=["hostile.example.test"])
+
+
+@pytest.fixture
+def uploads(acme, alice, acme_api, valid, settings):
+    settings.CERTMGR_API_THROTTLE_RATE = ""  # thousands of uploads from one token
+    request = services.certificate_request_create(
+        institution=acme,
+        kind=CertificateRequest.Kind.APPLE_MERCHANT_IDENTITY,
+        merchant_identifier=MERCHANT,
+        name="hostile request",
+        actor=alice,
+    )
+    return ApiUploads(client=MultipartClient(acme_api), roles=api_roles(valid, request))
+
+
+@corpus_once
+@pytest.mark.parametrize("folder", CORPUS_FOLDERS)
+def test_every_corpus_file_in_every_api_role_is_a_field_error_never_a_5xx(uploads, folder):
+    files = [path for path in corpus_files() if path.relative_to(CORPUS_ROOT).parts[0] == folder]
+    assert files
+    roles = [role for role in uploads.roles if role.name in CORPUS_ROLES]
+    for path in files:
+        uploads.send_all(path.read_bytes(), str(path.relative_to(CORPUS_ROOT)), roles=roles)
+    uploads.assert_clean(f"API: cryptography-vectors {folder}/ ({len(files)} files)")
+
+
+def test_pem_armour_around_garbage_in_every_api_role(uploads, valid):
+    for label, data in garbage_pem_files(valid).items():
+        uploads.send_all(data, label)
+    uploads.assert_clean("API: PEM armour around garbage")
+    assert uploads.outcomes.get("refused", 0) > 50
+
+
+def test_a_body_over_the_cap_is_the_413_page(uploads):
+    role = uploads.roles[0]
+    uploads.send(role, b"0" * (2 * 1024 * 1024), "2 MiB of zeros")
+    assert uploads.outcomes == {"413": 1}
+    assert not uploads.failures
