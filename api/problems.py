@@ -9,6 +9,7 @@ problem document.
 
 from http import HTTPStatus
 
+from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -16,6 +17,7 @@ from rest_framework.views import exception_handler
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://certmgr.invalid/problems/"
 NOT_FOUND_DETAIL = "Not found."
+API_PATH_PREFIX = "/api/"
 
 
 class FormRefused(exceptions.APIException):
@@ -37,18 +39,38 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def problem(status: int, detail: str, *, errors: dict | None = None, headers=None) -> Response:
-    """A problem document answered with `status`."""
-    title = HTTPStatus(status).phrase
-    body = {
+def problem_body(status: int, detail: str, *, title: str = "") -> dict:
+    title = title or HTTPStatus(status).phrase
+    return {
         "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
         "title": title,
         "status": status,
         "detail": detail,
     }
+
+
+def problem(status: int, detail: str, *, errors: dict | None = None, headers=None) -> Response:
+    """A problem document answered with `status`, by a view of the API."""
+    body = problem_body(status, detail)
     if errors:
         body["errors"] = errors
     return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def is_api_request(request) -> bool:
+    """Whether the request is for the API: what refuses it before any view (the request
+    checks of certmgr's middleware) answers with a problem document too."""
+    return request.path_info.startswith(API_PATH_PREFIX)
+
+
+def problem_response(status: int, detail: str, *, title: str = "") -> JsonResponse:
+    """A problem document from outside DRF (a middleware)."""
+    return JsonResponse(
+        problem_body(status, detail, title=title),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        json_dumps_params={"ensure_ascii": False},
+    )
 
 
 def _field_errors(detail) -> dict[str, list[str]]:

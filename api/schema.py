@@ -40,6 +40,8 @@ PROBLEMS = {
     "403": "The token's role may not do this (a viewer token's write).",
     "404": "Not found (or another institution's).",
     "409": "The object's state refuses it (e.g. a certificate in use).",
+    "413": "The request is over the body size limit (CERTMGR_REQUEST_BODY_MAX_BYTES).",
+    "415": "The body's media type is not one this operation takes.",
     "429": "Over the token's request budget: see Retry-After.",
     "503": "The edge files could not be written.",
 }

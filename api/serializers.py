@@ -110,6 +110,14 @@ class ChannelSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class ChannelPageSerializer(serializers.Serializer):
+    """One page of channels (cursor pagination: follow `next`)."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ChannelSerializer(many=True)
+
+
 class ChannelInputSerializer(serializers.Serializer):
     """Create (both fields) or change (either) a channel: the New sales channel form."""
 
@@ -191,6 +199,14 @@ class CertificateSerializer(serializers.Serializer):
     used_by = ChannelBriefSerializer(many=True)
     chain = ChainFactSerializer(many=True, required=False)
     created_at = serializers.DateTimeField()
+
+
+class CertificatePageSerializer(serializers.Serializer):
+    """One page of certificates, soonest expiry first (follow `next`)."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CertificateSerializer(many=True)
 
 
 class CertificateUploadSerializer(serializers.Serializer):

@@ -1,8 +1,8 @@
 """/api/v1/ (README, "API"), under the namespace `api`."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from . import schema, views_apple, views_certificates, views_channels
+from . import schema, views_apple, views_certificates, views_channels, views_errors
 
 app_name = "api"
 
@@ -51,4 +51,6 @@ urlpatterns = [
         views_apple.certificate_request_complete,
         name="csr_complete",
     ),
+    # Last: whatever else is asked under /api/v1/.
+    re_path(r"^", views_errors.not_found, name="not_found"),
 ]

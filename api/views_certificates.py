@@ -30,7 +30,11 @@ from .etags import etag_on_reads
 from .pagination import ApiCursorPagination
 from .presenters import certificate_present
 from .problems import Conflict, problem
-from .serializers import CertificateSerializer, CertificateUploadSerializer
+from .serializers import (
+    CertificatePageSerializer,
+    CertificateSerializer,
+    CertificateUploadSerializer,
+)
 
 PEM_CONTENT_TYPE = "application/x-pem-file"
 
@@ -60,7 +64,7 @@ def certificate_detail_present(certificate: Certificate) -> dict:
         OpenApiParameter("expires_after", OpenApiTypes.DATE, description="On or after."),
         OpenApiParameter("expires_before", OpenApiTypes.DATE, description="Before."),
     ],
-    responses={200: CertificateSerializer(many=True)},
+    responses={200: CertificatePageSerializer},
 )
 @extend_schema(
     methods=["POST"],

@@ -26,6 +26,7 @@ from .serializers import (
     ActionResultSerializer,
     ApplePayInputSerializer,
     ChannelInputSerializer,
+    ChannelPageSerializer,
     ChannelSerializer,
     ChannelUpdateSerializer,
     SslModeInputSerializer,
@@ -66,7 +67,7 @@ def _deployed(action) -> Response | None:
         OpenApiParameter("ssl_mode", str, enum=SalesChannel.SslMode.values),
         OpenApiParameter("q", str, description="Search in hostnames and names."),
     ],
-    responses={200: ChannelSerializer(many=True)},
+    responses={200: ChannelPageSerializer},
 )
 @extend_schema(
     methods=["POST"],

@@ -3,7 +3,7 @@ Acme: every file of cryptography-vectors' x509/, pkcs12/, pkcs7/ and asymmetric/
 the PEM-armour garbage of tests/certificates/test_hostile_upload.py, in every role the API
 takes a file in (SSL certificate, key and chain; Apple Pay .p12; Apple's answer to a CSR;
 the identity proof). Never a 5xx: a 400 problem whose field errors name the file's own
-field, a 201 that stored exactly one certificate, or the 413 page for a body over the cap;
+field, a 201 that stored exactly one certificate, or a 413 problem for a body over the cap;
 and each within the same CPU bound as the pages."""
 
 from datetime import date, timedelta
@@ -113,7 +113,9 @@ class ApiUploads(Uploads):
             return ""
         if response.status_code == 413:
             self._count("413")
-            return "" if TOO_LARGE_PAGE_TITLE in response.content.decode() else "bare 413"
+            if response["Content-Type"] != "application/problem+json":
+                return f"413 as {response['Content-Type']}"
+            return "" if response.json()["title"] == TOO_LARGE_PAGE_TITLE else "bare 413"
         if response.status_code != 400:
             return f"status {response.status_code}"
         if response["Content-Type"] != "application/problem+json":
@@ -164,7 +166,7 @@ def test_pem_armour_around_garbage_in_every_api_role(uploads, valid):
     assert uploads.outcomes.get("refused", 0) > 50
 
 
-def test_a_body_over_the_cap_is_the_413_page(uploads):
+def test_a_body_over_the_cap_is_a_413_problem(uploads):
     role = uploads.roles[0]
     uploads.send(role, b"0" * (2 * 1024 * 1024), "2 MiB of zeros")
     assert uploads.outcomes == {"413": 1}
