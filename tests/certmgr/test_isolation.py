@@ -91,8 +91,10 @@ class Tenant:
     season: SalesChannel
     # Text of this institution's that no one outside it may ever be shown.
     markers: list[str] = field(default_factory=list)
-    # Its API tokens (README, "API"), made by its manager in the back office.
+    # Its API tokens (README, "API"), made by its manager in the back office, and their
+    # secrets (shown once, on the page that answered the creation, and nowhere else).
     tokens: list = field(default_factory=list)
+    token_secrets: list[str] = field(default_factory=list)
 
     @property
     def usernames(self) -> list[str]:
@@ -653,6 +655,7 @@ def tenant_populate(
         season=SalesChannel.objects.get(pk=season.pk),
         markers=sorted(set(markers)),
         tokens=list(ApiToken.objects.filter(institution=institution)),
+        token_secrets=[token_secret],
     )
 
 
@@ -1074,9 +1077,12 @@ def test_the_owner_reaches_every_object_the_walk_uses(tenants, charlie, sam):
     assert reached > 50
     text = "\n".join(shown)
     never_shown = [marker for marker in opera.markers if marker not in text]
-    # The challenge's token and key authorization are served on the shop's hostname only.
+    # The challenge's token and key authorization are served on the shop's hostname only;
+    # an API token's secret was shown once, when it was created.
     (challenge,) = opera.challenges
-    assert never_shown == sorted([challenge.token, challenge.key_authorization.split(".")[1]])
+    assert never_shown == sorted(
+        [challenge.token, challenge.key_authorization.split(".")[1], *opera.token_secrets]
+    )
 
 
 @pytest.mark.parametrize(
