@@ -3,7 +3,6 @@ and services (certificates/views.py, certificates/apple.py): the identity proof,
 identity and payment processing certificates that exist, and the key-and-CSR flow (create,
 download the CSR, complete with Apple's .cer, delete while pending). The key never leaves."""
 
-from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -11,7 +10,7 @@ from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from certificates import apple, services
+from certificates import downloads, services
 from certificates.forms import (
     AppleCertificateUploadForm,
     CertificateRequestCompleteForm,
@@ -186,11 +185,7 @@ def certificate_request_detail(request, pk: int):
 @api_view(["GET"])
 def certificate_request_csr(request, pk: int):
     """The CSR as the .certSigningRequest file; never the key."""
-    certificate_request = request_for_token(request, pk)
-    response = HttpResponse(certificate_request.csr_pem, content_type="application/pkcs10")
-    filename = apple.csr_filename(certificate_request.merchant_identifier)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return downloads.csr_download_response(request_for_token(request, pk))
 
 
 @extend_schema(

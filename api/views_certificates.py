@@ -4,7 +4,6 @@ and words as its pages (certificates/views.py): the list with the window's filte
 through the page's form and checker (its refusals as field errors), the public chain as PEM,
 and delete, refused while in use (certificates/deletion.py). Never a key."""
 
-from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -12,7 +11,7 @@ from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from certificates import selectors, services
+from certificates import downloads, selectors, services
 from certificates.deletion import certificate_deletion
 from certificates.filters import certificate_filters
 from certificates.forms import SslUploadForm
@@ -35,8 +34,6 @@ from .serializers import (
     CertificateSerializer,
     CertificateUploadSerializer,
 )
-
-PEM_CONTENT_TYPE = "application/x-pem-file"
 
 
 class ExpiryCursorPagination(ApiCursorPagination):
@@ -149,7 +146,7 @@ def certificate_detail(request, pk: int):
 @extend_schema(
     operation_id="certificates_download",
     responses={
-        (200, PEM_CONTENT_TYPE): OpenApiResponse(
+        (200, downloads.PEM_CONTENT_TYPE): OpenApiResponse(
             OpenApiTypes.STR, description="The certificate and its chain (PEM); never a key."
         ),
         (200, "text/plain"): OpenApiResponse(
@@ -161,16 +158,7 @@ def certificate_detail(request, pk: int):
 @api_view(["GET"])
 def certificate_download(request, pk: int):
     """The public certificate and its chain as PEM (an identity proof: its file); never a key."""
-    certificate = certificate_for_token(request, pk)
-    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
-        response = HttpResponse(bytes(certificate.content), content_type="text/plain")
-        response["Content-Disposition"] = (
-            'attachment; filename="apple-developer-merchantid-domain-association"'
-        )
-        return response
-    if not certificate.certificate_pem:
-        return problem(409, "This certificate could not be read, so there is no PEM to download.")
-    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in certificate.name)
-    response = HttpResponse(certificate.public_bundle_pem(), content_type=PEM_CONTENT_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="{filename or "certificate"}.pem"'
+    response = downloads.certificate_download_response(certificate_for_token(request, pk))
+    if response is None:
+        return problem(409, downloads.NO_PEM_MESSAGE)
     return response

@@ -15,7 +15,7 @@ from datetime import UTC
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +28,7 @@ from core.models import AuditEvent
 from institutions.models import Institution, user_can_manage
 from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
 
-from . import apple, export, selectors, services
+from . import apple, downloads, export, selectors, services
 from .deletion import certificate_deletion, request_deletion_token
 from .filters import certificate_filters
 from .forms import (
@@ -54,13 +54,6 @@ def _get_request_for_user(request, pk: int) -> CertificateRequest:
     """The key-and-CSR request if the user may see it, else 404."""
     queryset = CertificateRequest.objects.visible_to(request.user)
     return get_object_or_404(queryset.select_related("institution", "created_by"), pk=pk)
-
-
-def _attachment(content: str, *, content_type: str, filename: str) -> HttpResponse:
-    """A download: public material only (certificates, CSRs), never a key."""
-    response = HttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def _bound(request) -> tuple:
@@ -349,12 +342,7 @@ def certificate_request_detail(request, pk: int):
 @require_GET
 def certificate_request_csr(request, pk: int):
     """The CSR (PEM) as the .certSigningRequest file Apple's portal takes; never the key."""
-    certificate_request = _get_request_for_user(request, pk)
-    return _attachment(
-        certificate_request.csr_pem,
-        content_type="application/pkcs10",
-        filename=apple.csr_filename(certificate_request.merchant_identifier),
-    )
+    return downloads.csr_download_response(_get_request_for_user(request, pk))
 
 
 @login_required
@@ -462,24 +450,11 @@ def _apple_facts(certificate: Certificate, now) -> dict:
 def certificate_download(request, pk: int):
     """The public certificate and its chain as PEM; the private key is never sent."""
     certificate = _get_certificate_for_user(request, pk)
-    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
-        # Public by nature (every shop serves it): the file exactly as uploaded.
-        response = HttpResponse(bytes(certificate.content), content_type="text/plain")
-        response["Content-Disposition"] = (
-            'attachment; filename="apple-developer-merchantid-domain-association"'
-        )
-        return response
-    if not certificate.certificate_pem:
-        messages.error(
-            request, "This certificate could not be read, so there is no PEM to download."
-        )
+    response = downloads.certificate_download_response(certificate)
+    if response is None:
+        messages.error(request, downloads.NO_PEM_MESSAGE)
         return redirect(certificate)
-    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in certificate.name)
-    return _attachment(
-        certificate.public_bundle_pem(),
-        content_type="application/x-pem-file",
-        filename=f"{filename or 'certificate'}.pem",
-    )
+    return response
 
 
 @login_required

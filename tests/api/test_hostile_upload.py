@@ -6,9 +6,6 @@ the identity proof). Never a 5xx: a 400 problem whose field errors name the file
 field, a 201 that stored exactly one certificate, or a 413 problem for a body over the cap;
 and each within the same CPU bound as the pages."""
 
-from datetime import date, timedelta
-from pathlib import Path
-
 import pytest
 from django.urls import reverse
 
@@ -19,18 +16,18 @@ from certmgr import demo_pki
 from tests.api.conftest import ApiClient
 from tests.certificates.test_hostile_upload import (
     CORPUS_FOLDERS,
-    CORPUS_PKCS12_PASSWORD,
     CORPUS_ROLES,
     CORPUS_ROOT,
     MERCHANT,
     TOO_LARGE_PAGE_TITLE,
     Role,
+    RoleUrls,
     Uploads,
     corpus_files,
     corpus_once,
     garbage_pem_files,
+    roles_make,
 )
-from tests.support import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -45,63 +42,15 @@ class MultipartClient:
         return self.api.post(url, data, json=False)
 
 
-def api_roles(valid: demo_pki.Issued, request: CertificateRequest) -> list[Role]:
-    """The API's upload roles, with the pages' role names (so CORPUS_ROLES applies)."""
-    base = {"name": "hostile"}
-    expiry = (date.today() + timedelta(days=90)).isoformat()
-    ssl_url = reverse("api:certificate_list")
-    return [
-        Role(
-            "certificate",
-            ssl_url,
-            frozenset({"certificate", "passphrase", "expires_at"}),
-            lambda data, name: {**base, "certificate": upload(name, data)},
-        ),
-        Role(
-            "key",
-            ssl_url,
-            frozenset({"private_key", "passphrase"}),
-            lambda data, name: {
-                **base,
-                "certificate": upload("valid.crt", valid.certificate_pem),
-                "private_key": upload(name, data),
-            },
-        ),
-        Role(
-            "chain",
-            ssl_url,
-            frozenset({"chain", "passphrase"}),
-            lambda data, name: {
-                **base,
-                "certificate": upload("valid.crt", valid.certificate_pem),
-                "private_key": upload("valid.key", valid.key_pem),
-                "chain": upload(name, data),
-            },
-        ),
-        Role(
-            "p12",
-            reverse("api:merchant_identity_upload"),
-            frozenset({"certificate", "passphrase"}),
-            lambda data, name: {
-                **base,
-                "merchant_identifier": MERCHANT,
-                "certificate": upload(f"{Path(name).stem}.p12", data),
-                "passphrase": CORPUS_PKCS12_PASSWORD,
-            },
-        ),
-        Role(
-            "request complete",
-            reverse("api:csr_complete", args=[request.pk]),
-            frozenset({"certificate"}),
-            lambda data, name: {"certificate": upload(name, data)},
-        ),
-        Role(
-            "identity proof",
-            reverse("api:identity_proof_upload"),
-            frozenset({"file"}),
-            lambda data, name: {**base, "file": upload(name, data), "expires_at": expiry},
-        ),
-    ]
+def api_urls(request: CertificateRequest) -> RoleUrls:
+    """The API's uploads, in the pages' roles (so CORPUS_ROLES applies): no institution
+    field, the token's is implied."""
+    return RoleUrls(
+        ssl=reverse("api:certificate_list"),
+        apple=reverse("api:merchant_identity_upload"),
+        request_complete=reverse("api:csr_complete", args=[request.pk]),
+        proof=reverse("api:identity_proof_upload"),
+    )
 
 
 class ApiUploads(Uploads):
@@ -145,7 +94,7 @@ def uploads(acme, alice, acme_api, valid, settings):
         name="hostile request",
         actor=alice,
     )
-    return ApiUploads(client=MultipartClient(acme_api), roles=api_roles(valid, request))
+    return ApiUploads(client=MultipartClient(acme_api), roles=roles_make(valid, api_urls(request)))
 
 
 @corpus_once

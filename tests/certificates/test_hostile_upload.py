@@ -102,21 +102,40 @@ class Role:
     post_data: Callable[[bytes, str], dict]
 
 
-def roles_make(institution, valid: demo_pki.Issued, request: CertificateRequest) -> list[Role]:
+@dataclass(frozen=True)
+class RoleUrls:
+    """Where each role uploads: the pages' views, or the API's (tests/api)."""
+
+    ssl: str
+    apple: str
+    request_complete: str
+    proof: str
+
+
+def page_urls(request: CertificateRequest) -> RoleUrls:
+    return RoleUrls(
+        ssl=SSL_URL,
+        apple=APPLE_URL,
+        request_complete=reverse("certificate_request_complete", args=[request.pk]),
+        proof=PROOF_URL,
+    )
+
+
+def roles_make(valid: demo_pki.Issued, urls: RoleUrls, *, base: dict | None = None) -> list[Role]:
     """The six roles, around a valid certificate and key for the other fields, and a
-    pending CSR (`request`) for Apple's answer."""
-    base = {"institution": institution.pk, "name": "hostile"}
+    pending CSR for Apple's answer (in `urls`); `base`: the fields every upload sends."""
+    base = {"name": "hostile", **(base or {})}
     expiry = (date.today() + timedelta(days=90)).isoformat()
     return [
         Role(
             "certificate",
-            SSL_URL,
+            urls.ssl,
             frozenset({"certificate", "passphrase", "expires_at"}),
             lambda data, name: {**base, "certificate": upload(name, data)},
         ),
         Role(
             "key",
-            SSL_URL,
+            urls.ssl,
             frozenset({"private_key", "passphrase"}),
             lambda data, name: {
                 **base,
@@ -126,7 +145,7 @@ def roles_make(institution, valid: demo_pki.Issued, request: CertificateRequest)
         ),
         Role(
             "chain",
-            SSL_URL,
+            urls.ssl,
             frozenset({"chain", "passphrase"}),
             lambda data, name: {
                 **base,
@@ -137,7 +156,7 @@ def roles_make(institution, valid: demo_pki.Issued, request: CertificateRequest)
         ),
         Role(
             "p12",
-            APPLE_URL,
+            urls.apple,
             frozenset({"certificate", "passphrase"}),
             lambda data, name: {
                 **base,
@@ -148,13 +167,13 @@ def roles_make(institution, valid: demo_pki.Issued, request: CertificateRequest)
         ),
         Role(
             "request complete",
-            reverse("certificate_request_complete", args=[request.pk]),
+            urls.request_complete,
             frozenset({"certificate"}),
             lambda data, name: {"certificate": upload(name, data)},
         ),
         Role(
             "identity proof",
-            PROOF_URL,
+            urls.proof,
             frozenset({"file"}),
             lambda data, name: {**base, "file": upload(name, data), "expires_at": expiry},
         ),
@@ -256,7 +275,10 @@ def uploads(as_alice, alice, acme, valid):
         name="hostile request",
         actor=alice,
     )
-    return Uploads(client=as_alice, roles=roles_make(acme, valid, request))
+    return Uploads(
+        client=as_alice,
+        roles=roles_make(valid, page_urls(request), base={"institution": acme.pk}),
+    )
 
 
 # --------------------------------------------------------------------------- the corpus
