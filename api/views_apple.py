@@ -66,13 +66,7 @@ def identity_proof_upload(request):
     )
     if not form.is_valid():
         raise form_refuse(form)
-    certificate = services.identity_proof_upload(
-        institution=form.cleaned_data["institution"],
-        name=form.cleaned_data["name"],
-        content=form.content,
-        expires_at=form.cleaned_data["expires_at"],
-        actor=request.user,
-    )
+    certificate = form.save(actor=request.user)
     return _stored(request, certificate)
 
 
@@ -89,15 +83,7 @@ def _apple_upload(request, kind: str):
     )
     if not form.is_valid():
         raise form_refuse(form)
-    certificate = services.apple_certificate_store(
-        institution=form.cleaned_data["institution"],
-        name=form.cleaned_data["name"],
-        kind=kind,
-        merchant_identifier=form.cleaned_data["merchant_identifier"],
-        bundle=form.bundle,
-        actor=request.user,
-        now=now,
-    )
+    certificate = form.save(actor=request.user)
     return _stored(request, certificate)
 
 
@@ -137,13 +123,7 @@ def certificate_request_create(request):
     form = CertificateRequestForm(form_data(request, institution=institution.pk), user=request.user)
     if not form.is_valid():
         raise form_refuse(form)
-    certificate_request = services.certificate_request_create(
-        institution=form.cleaned_data["institution"],
-        kind=form.cleaned_data["kind"],
-        merchant_identifier=form.cleaned_data["merchant_identifier"],
-        name=form.cleaned_data["name"],
-        actor=request.user,
-    )
+    certificate_request = form.save(actor=request.user)
     certificate_request = request_for_token(request, certificate_request.pk)
     return Response(
         CertificateRequestSerializer(certificate_request_present(certificate_request)).data,

@@ -104,16 +104,7 @@ def _certificate_upload(request):
     )
     if not form.is_valid():
         raise form_refuse(form)
-    bundle = form.bundle
-    certificate = services.certificate_upload(
-        institution=form.cleaned_data["institution"],
-        name=form.cleaned_data["name"],
-        kind=Certificate.Kind.SSL,
-        bundle=bundle,
-        actor=request.user,
-        expires_at=form.cleaned_data["expires_at"] if bundle.unreadable else None,
-        content=form.file_bytes["certificate"] if bundle.unreadable else b"",
-    )
+    certificate = form.save(actor=request.user)
     certificate = certificate_for_token(request, certificate.pk)
     return Response(CertificateSerializer(certificate_detail_present(certificate)).data, status=201)
 

@@ -113,12 +113,7 @@ def _channel_create(request):
     if not form.is_valid():
         raise form_refuse(form)
     try:
-        channel = services.channel_create(
-            institution=form.cleaned_data["institution"],
-            name=form.cleaned_data["name"],
-            hostname=form.cleaned_data["hostname"],
-            actor=request.user,
-        )
+        channel = form.save(actor=request.user)
     except services.HostnameTaken as taken:
         form.add_error("hostname", str(taken))
         raise form_refuse(form) from None
@@ -152,14 +147,7 @@ def channel_detail(request, pk: int):
     if not form.is_valid():
         raise form_refuse(form)
     try:
-        failed = _deployed(
-            lambda: services.channel_update(
-                channel=channel,
-                name=form.cleaned_data["name"],
-                hostname=form.cleaned_data["hostname"],
-                actor=request.user,
-            )
-        )
+        failed = _deployed(lambda: form.save(actor=request.user))
     except services.HostnameTaken as taken:
         form.add_error("hostname", str(taken))
         raise form_refuse(form) from None

@@ -184,16 +184,7 @@ def certificate_upload_ssl(request):
             form.kept_files_show(draft)
         return render(request, "certificates/upload_ssl.html", {"form": form}, status=200)
 
-    bundle = form.bundle
-    certificate = services.certificate_upload(
-        institution=form.cleaned_data["institution"],
-        name=form.cleaned_data["name"],
-        kind=Certificate.Kind.SSL,
-        bundle=bundle,
-        actor=request.user,
-        expires_at=form.cleaned_data["expires_at"] if bundle.unreadable else None,
-        content=form.file_bytes["certificate"] if bundle.unreadable else b"",
-    )
+    certificate = form.save(actor=request.user)
     request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
     messages.success(request, f"Certificate “{certificate.name}” uploaded.")
     _same_certificate_notice(request, certificate)
@@ -226,13 +217,7 @@ def certificate_upload_identity_proof(request):
     require_manager_somewhere(request.user, to="upload certificates")
     form = IdentityProofUploadForm(*_bound(request), user=request.user, now=timezone.now())
     if request.method == "POST" and form.is_valid():
-        certificate = services.identity_proof_upload(
-            institution=form.cleaned_data["institution"],
-            name=form.cleaned_data["name"],
-            content=form.content,
-            expires_at=form.cleaned_data["expires_at"],
-            actor=request.user,
-        )
+        certificate = form.save(actor=request.user)
         messages.success(request, f"Identity proof “{certificate.name}” uploaded.")
         return redirect(certificate)
     return render(request, "certificates/upload_identity_proof.html", {"form": form})
@@ -247,15 +232,7 @@ def certificate_upload_apple(request, kind: str):
     now = timezone.now()
     form = AppleCertificateUploadForm(*_bound(request), user=request.user, now=now, kind=kind)
     if request.method == "POST" and form.is_valid():
-        certificate = services.apple_certificate_store(
-            institution=form.cleaned_data["institution"],
-            name=form.cleaned_data["name"],
-            kind=kind,
-            merchant_identifier=form.cleaned_data["merchant_identifier"],
-            bundle=form.bundle,
-            actor=request.user,
-            now=now,
-        )
+        certificate = form.save(actor=request.user)
         _stored_message(request, certificate)
         _same_certificate_notice(request, certificate)
         return redirect(certificate)
@@ -287,13 +264,7 @@ def certificate_request_new(request):
     data = request.POST if request.method == "POST" else None
     form = CertificateRequestForm(data, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
-        certificate_request = services.certificate_request_create(
-            institution=form.cleaned_data["institution"],
-            kind=form.cleaned_data["kind"],
-            merchant_identifier=form.cleaned_data["merchant_identifier"],
-            name=form.cleaned_data["name"],
-            actor=request.user,
-        )
+        certificate_request = form.save(actor=request.user)
         messages.success(
             request,
             f"Key and CSR created for {certificate_request.merchant_identifier}: download the "
