@@ -12,24 +12,26 @@ from django.urls import reverse
 from certificates import services
 from certificates.bundle import UNEXPECTED_FAILURE_MESSAGE
 from certificates.models import CertificateRequest
-from certmgr import demo_pki
 from tests.api.conftest import ApiClient
+from tests.certificates import test_hostile_upload as page_hostile
 from tests.certificates.test_hostile_upload import (
     CORPUS_FOLDERS,
-    CORPUS_ROLES,
-    CORPUS_ROOT,
     MERCHANT,
     TOO_LARGE_PAGE_TITLE,
     Role,
     RoleUrls,
     Uploads,
-    corpus_files,
+    corpus_folder_send,
     corpus_once,
     garbage_pem_files,
     roles_make,
 )
 
 pytestmark = pytest.mark.django_db
+
+
+# The pages' fixture: a valid leaf and its key, for the fields around the file under test.
+valid = page_hostile.valid
 
 
 class MultipartClient:
@@ -79,11 +81,6 @@ class ApiUploads(Uploads):
         return f"errors on other fields: {misplaced}" if misplaced else ""
 
 
-@pytest.fixture(scope="module")
-def valid(pki):
-    return demo_pki.leaf_create(issuer=pki["intermediate"], hostnames=["hostile.example.test"])
-
-
 @pytest.fixture
 def uploads(acme, alice, acme_api, valid, settings):
     settings.CERTMGR_API_THROTTLE_RATE = ""  # thousands of uploads from one token
@@ -100,12 +97,8 @@ def uploads(acme, alice, acme_api, valid, settings):
 @corpus_once
 @pytest.mark.parametrize("folder", CORPUS_FOLDERS)
 def test_every_corpus_file_in_every_api_role_is_a_field_error_never_a_5xx(uploads, folder):
-    files = [path for path in corpus_files() if path.relative_to(CORPUS_ROOT).parts[0] == folder]
-    assert files
-    roles = [role for role in uploads.roles if role.name in CORPUS_ROLES]
-    for path in files:
-        uploads.send_all(path.read_bytes(), str(path.relative_to(CORPUS_ROOT)), roles=roles)
-    uploads.assert_clean(f"API: cryptography-vectors {folder}/ ({len(files)} files)")
+    count = corpus_folder_send(uploads, folder)
+    uploads.assert_clean(f"API: cryptography-vectors {folder}/ ({count} files)")
 
 
 def test_pem_armour_around_garbage_in_every_api_role(uploads, valid):

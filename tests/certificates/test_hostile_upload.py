@@ -314,6 +314,12 @@ corpus_once = pytest.mark.skipif(
 @corpus_once
 @pytest.mark.parametrize("folder", CORPUS_FOLDERS)
 def test_every_corpus_file_in_every_role_is_answered_without_error(uploads, folder):
+    count = corpus_folder_send(uploads, folder)
+    uploads.assert_clean(f"cryptography-vectors {folder}/ ({count} files)")
+
+
+def corpus_folder_send(uploads: "Uploads", folder: str) -> int:
+    """Every file of the corpus folder in the corpus roles; returns how many files."""
     files = [path for path in corpus_files() if path.relative_to(CORPUS_ROOT).parts[0] == folder]
     assert files
     # The roles the corpus is for; the identity proof takes any bytes and checks little,
@@ -321,7 +327,7 @@ def test_every_corpus_file_in_every_role_is_answered_without_error(uploads, fold
     roles = [role for role in uploads.roles if role.name in CORPUS_ROLES]
     for path in files:
         uploads.send_all(path.read_bytes(), str(path.relative_to(CORPUS_ROOT)), roles=roles)
-    uploads.assert_clean(f"cryptography-vectors {folder}/ ({len(files)} files)")
+    return len(files)
 
 
 # --------------------------------------------------------------------------- mutations
