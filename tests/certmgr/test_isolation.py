@@ -146,7 +146,6 @@ TENANT_ROWS: dict[str, Callable[[Tenant], Q]] = {
     "auth.Group": lambda tenant: Q(user__memberships__institution=tenant.institution),
     "acme_client.AcmeOrder": lambda tenant: Q(channel__institution=tenant.institution),
     "acme_client.AcmeChallenge": lambda tenant: Q(hostname__in=tenant_hostnames(tenant)),
-    "api.ApiToken": lambda tenant: Q(institution=tenant.institution),
     # django-axes: login attempts and logins of the institution's users.
     "axes.AccessAttempt": lambda tenant: Q(username__in=tenant.usernames),
     "axes.AccessLog": lambda tenant: Q(username__in=tenant.usernames),
