@@ -44,6 +44,8 @@ METHODS = ("get", "post", "patch", "delete")
 WRITES = ("post", "patch", "delete")
 # Not for tokens: the documentation page is for the back office's logged-in users.
 SESSION_ONLY = {"api:docs"}
+# Any other path under /api/v1/: nothing there, a 404 for every token and method.
+NOTHING_THERE = "api:not_found"
 
 
 def api_routes():
@@ -144,6 +146,8 @@ def test_a_viewer_token_writes_nothing_anywhere_and_is_told_so(tenants, tokens):
     acme_before = tenant_rows(acme)
     body = _json_body(acme)
     for route in api_routes():
+        if route.name == NOTHING_THERE:
+            continue
         for values in argument_values(route, acme):
             url = route.url(values)
             for method in WRITES:
