@@ -1,8 +1,12 @@
 """/api/v1/channels/: the channel pages' rules and words over HTTP (README, "API")."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from certificates import services as certificate_services
 from core.models import AuditEvent
 from saleschannels.models import SalesChannel
 
@@ -209,3 +213,76 @@ def test_a_channel_is_deleted(acme_api):
     assert response.status_code == 204
     assert not SalesChannel.objects.exists()
     assert AuditEvent.objects.get(action="channel.delete").actor_token == "acme onboarding"
+
+
+def _channel(api, hostname="tickets.acme.example"):
+    return api.post(
+        reverse("api:channel_list"), {"name": "Box office", "hostname": hostname}
+    ).json()
+
+
+def test_apple_pay_needs_a_valid_identity_proof_in_the_pages_words(acme, acme_api):
+    created = _channel(acme_api)
+
+    response = acme_api.post(
+        reverse("api:channel_apple_pay", args=[created["id"]]), {"apple_pay_enabled": True}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "apple_pay_enabled": [
+            "Acme Tickets has no valid Apple Pay identity proof: upload the domain-association "
+            "file first (Certificates → New certificate → Apple Pay identity proof)."
+        ]
+    }
+
+
+def test_apple_pay_is_enabled_with_the_institutions_proof(acme, alice, acme_api):
+    proof = certificate_services.identity_proof_upload(
+        institution=acme,
+        name="Proof",
+        content=b"domain association",
+        expires_at=timezone.now() + timedelta(days=100),
+        actor=alice,
+    )
+    created = _channel(acme_api)
+
+    response = acme_api.post(
+        reverse("api:channel_apple_pay", args=[created["id"]]), {"apple_pay_enabled": True}
+    )
+
+    assert response.status_code == 200, response.content
+    apple_pay = response.json()["apple_pay"]
+    assert apple_pay["enabled"] is True and apple_pay["identity_proof"] is None
+    assert apple_pay["served_proof"] == proof.pk
+    assert apple_pay["url"] == (
+        "https://tickets.acme.example/.well-known/apple-developer-merchantid-domain-association"
+    )
+
+
+def test_renew_now_is_refused_for_a_channel_that_is_not_managed(acme_api):
+    created = _channel(acme_api)
+
+    response = acme_api.post(reverse("api:channel_renew", args=[created["id"]]))
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == "Only a managed sales channel is renewed by the platform."
+
+
+def test_verify_now_without_a_proof_says_so_and_shows_the_findings(acme_api, settings):
+    settings.CERTMGR_DNS_RESOLVERS = ["127.0.0.1:9"]  # nothing answers: no TXT record found
+    settings.CERTMGR_DNS_TIMEOUT = 0.5
+    settings.CERTMGR_PROBE_TIMEOUT = 0.5
+    created = _channel(acme_api)
+
+    response = acme_api.post(reverse("api:channel_verify", args=[created["id"]]))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (
+        body["detail"] == "No proof of ownership found for tickets.acme.example yet: see findings."
+    )
+    assert body["channel"]["verification"]["verified"] is False
+    ownership = body["channel"]["findings"]["ownership"]
+    assert [finding["check"] for finding in ownership] == ["txt", "http_token"]
+    assert all(not finding["ok"] and finding["words"] for finding in ownership)
