@@ -4,6 +4,7 @@ and a viewer token's write a 403 with the pages' words."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from rest_framework.exceptions import ParseError
 
 from certificates.models import Certificate, CertificateRequest
 from institutions.models import Institution
@@ -42,7 +43,12 @@ def form_data(request, **fixed) -> dict:
     """The request's fields for a form (JSON or multipart), with `fixed` values set: the
     institution is the token's, whatever the body says."""
     data = request.data
-    items = data.dict() if hasattr(data, "dict") else dict(data) if isinstance(data, dict) else {}
+    if hasattr(data, "dict"):  # a form body (QueryDict): one value per field
+        items = data.dict()
+    elif isinstance(data, dict):
+        items = dict(data)
+    else:
+        raise ParseError("The body must be a JSON object of the operation's fields.")
     items = {key: value for key, value in items.items() if not hasattr(value, "read")}
     items.update(fixed)
     return items

@@ -171,12 +171,10 @@ def channel_ssl(request, pk: int):
     """SSL Management: managed, uploaded (with the certificate's id) or none."""
     channel = channel_for_user(request.user, pk)
     require_manager(request.user, channel.institution, to="change SSL management")
-    offered = (
-        ca_profiles()
-        if request.data.get("mode") == SalesChannel.SslMode.MANAGED
-        else (CaProfiles(known=False))
-    )
     data = form_data(request)
+    # The CA's directory (cached) is read only when its profiles matter: managed mode.
+    managed = data.get("mode") == SalesChannel.SslMode.MANAGED
+    offered = ca_profiles() if managed else CaProfiles(known=False)
     if data.get("certificate") is None:
         data.pop("certificate", None)
     form = ChannelSslForm(

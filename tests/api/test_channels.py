@@ -286,3 +286,22 @@ def test_verify_now_without_a_proof_says_so_and_shows_the_findings(acme_api, set
     ownership = body["channel"]["findings"]["ownership"]
     assert [finding["check"] for finding in ownership] == ["txt", "http_token"]
     assert all(not finding["ok"] and finding["words"] for finding in ownership)
+
+
+def test_a_body_that_is_not_an_object_is_refused_on_its_fields(acme_api):
+    created = _channel(acme_api)
+    for url in (
+        reverse("api:channel_list"),
+        reverse("api:channel_ssl", args=[created["id"]]),
+        reverse("api:channel_apple_pay", args=[created["id"]]),
+    ):
+        response = acme_api.post(url, ["mode", "managed"])
+        assert response.status_code == 400, url
+        assert response["Content-Type"] == PROBLEM
+    broken = acme_api.client.post(
+        reverse("api:channel_list"),
+        "{not json",
+        content_type="application/json",
+        **acme_api.headers,
+    )
+    assert broken.status_code == 400 and broken["Content-Type"] == PROBLEM
