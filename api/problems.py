@@ -15,7 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://certmgr.invalid/problems/"
+# RFC 9457 section 4.2.1: a problem that is no more than its HTTP status has the type
+# about:blank, and its title is the status phrase; `detail` says what happened, in words.
+PROBLEM_TYPE = "about:blank"
 NOT_FOUND_DETAIL = "Not found."
 API_PATH_PREFIX = "/api/"
 
@@ -39,11 +41,14 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def problem_body(status: int, detail: str, *, title: str = "") -> dict:
-    title = title or HTTPStatus(status).phrase
+# The phrases of RFC 9110 where Python's http module still has older ones.
+PHRASES = {413: "Content Too Large"}
+
+
+def problem_body(status: int, detail: str) -> dict:
     return {
-        "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
-        "title": title,
+        "type": PROBLEM_TYPE,
+        "title": PHRASES.get(status) or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
     }
@@ -63,10 +68,10 @@ def is_api_request(request) -> bool:
     return request.path_info.startswith(API_PATH_PREFIX)
 
 
-def problem_response(status: int, detail: str, *, title: str = "") -> JsonResponse:
+def problem_response(status: int, detail: str) -> JsonResponse:
     """A problem document from outside DRF (a middleware)."""
     return JsonResponse(
-        problem_body(status, detail, title=title),
+        problem_body(status, detail),
         status=status,
         content_type=PROBLEM_CONTENT_TYPE,
         json_dumps_params={"ensure_ascii": False},

@@ -31,9 +31,8 @@ class RequestBodyLimitMiddleware:
         if size > limit and is_api_request(request):
             return problem_response(
                 STATUS_TOO_LARGE,
-                f"The upload was {filesizeformat(size)}; certmgr takes at most "
+                f"Upload too large: it was {filesizeformat(size)}; certmgr takes at most "
                 f"{filesizeformat(limit)} in one request, and nothing of it was read.",
-                title="Upload too large",
             )
         if size > limit:
             return render(

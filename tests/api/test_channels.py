@@ -57,7 +57,11 @@ def test_a_refused_hostname_is_a_field_error_in_the_pages_words(acme_api):
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
     problem = response.json()
-    assert problem["status"] == 400 and problem["title"] == "Bad Request"
+    assert (problem["type"], problem["title"], problem["status"]) == (
+        "about:blank",
+        "Bad Request",
+        400,
+    )
     assert problem["errors"] == {"hostname": ["Enter a hostname, not an IP address."]}
 
 

@@ -66,7 +66,8 @@ class ApiUploads(Uploads):
             self._count("413")
             if response["Content-Type"] != "application/problem+json":
                 return f"413 as {response['Content-Type']}"
-            return "" if response.json()["title"] == TOO_LARGE_PAGE_TITLE else "bare 413"
+            detail = response.json()["detail"]
+            return "" if detail.startswith(TOO_LARGE_PAGE_TITLE) else "bare 413"
         if response.status_code != 400:
             return f"status {response.status_code}"
         if response["Content-Type"] != "application/problem+json":
