@@ -17,6 +17,7 @@ COPY saleschannels saleschannels
 COPY onboarding onboarding
 COPY acme_client acme_client
 COPY monitoring monitoring
+COPY api api
 COPY certmgr certmgr
 COPY templates templates
 COPY static static

@@ -22,7 +22,7 @@ from django import forms
 
 from institutions.models import Institution
 
-from . import apple
+from . import apple, services
 from .bundle import (
     FIELD_CERTIFICATE,
     FIELD_PASSPHRASE,
@@ -248,6 +248,20 @@ class CertificateUploadForm(forms.Form):
         bundle = self.bundle.as_dict() if self.bundle and everything else None
         return {"files": files, "bundle": bundle}
 
+    def save(self, *, actor) -> Certificate:
+        """Store what the form checked (an SSL certificate; with the typed expiry when it
+        could not be read), for the page and the API alike."""
+        unreadable = self.bundle.unreadable
+        return services.certificate_upload(
+            institution=self.cleaned_data["institution"],
+            name=self.cleaned_data["name"],
+            kind=self.kind,
+            bundle=self.bundle,
+            actor=actor,
+            expires_at=self.cleaned_data["expires_at"] if unreadable else None,
+            content=self.file_bytes["certificate"] if unreadable else b"",
+        )
+
 
 def _draft_bundle(draft: dict) -> BundleResult | None:
     """What was read from the kept files, None when the draft does not say (or is damaged)."""
@@ -332,6 +346,17 @@ class AppleCertificateUploadForm(CertificateUploadForm):
         else:
             cleaned["merchant_identifier"] = typed or named
 
+    def save(self, *, actor) -> Certificate:
+        return services.apple_certificate_store(
+            institution=self.cleaned_data["institution"],
+            name=self.cleaned_data["name"],
+            kind=self.kind,
+            merchant_identifier=self.cleaned_data["merchant_identifier"],
+            bundle=self.bundle,
+            actor=actor,
+            now=self.now,
+        )
+
 
 class IdentityProofUploadForm(forms.Form):
     """Apple Pay's domain-association file: stored byte for byte, expiry typed by hand."""
@@ -375,6 +400,15 @@ class IdentityProofUploadForm(forms.Form):
             raise forms.ValidationError(problem.replace("the certificate", "the file"))
         return expires_at
 
+    def save(self, *, actor) -> Certificate:
+        return services.identity_proof_upload(
+            institution=self.cleaned_data["institution"],
+            name=self.cleaned_data["name"],
+            content=self.content,
+            expires_at=self.cleaned_data["expires_at"],
+            actor=actor,
+        )
+
 
 class CertificateRequestForm(forms.Form):
     """Let certmgr create the key and the CSR Apple asks for."""
@@ -410,6 +444,15 @@ class CertificateRequestForm(forms.Form):
             label = CertificateRequest.Kind(cleaned["kind"]).label.removeprefix("Apple Pay ")
             cleaned["name"] = f"{cleaned['merchant_identifier']} ({label})"
         return cleaned
+
+    def save(self, *, actor) -> CertificateRequest:
+        return services.certificate_request_create(
+            institution=self.cleaned_data["institution"],
+            kind=self.cleaned_data["kind"],
+            merchant_identifier=self.cleaned_data["merchant_identifier"],
+            name=self.cleaned_data["name"],
+            actor=actor,
+        )
 
 
 class CertificateRequestCompleteForm(forms.Form):

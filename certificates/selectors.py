@@ -7,9 +7,11 @@ institution's certificates, and costs a fixed number of queries whatever the tab
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
+from cryptography import x509
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
+from .bundle import certificate_facts
 from .models import Certificate, CertificateRequest, CertificateStatus, status_q
 
 # Pending CSRs are few (each waits for a person to visit Apple's portal); the list shows at
@@ -179,3 +181,11 @@ def identity_proof_served_on(proof: Certificate, now: datetime) -> list:
         if channel.apple_identity_proof_id == proof.pk
         or (channel.apple_identity_proof_id is None and latest == proof.pk)
     ]
+
+
+def certificate_chain_facts(certificate: Certificate) -> list:
+    """Facts of each stored intermediate (the detail page, the API)."""
+    if not certificate.chain_pem:
+        return []
+    chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode("ascii"))
+    return [certificate_facts(intermediate) for intermediate in chain]

@@ -12,11 +12,10 @@ import base64
 import json
 from datetime import UTC
 
-from cryptography import x509
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,8 +28,7 @@ from core.models import AuditEvent
 from institutions.models import Institution, user_can_manage
 from institutions.permissions import require_manager, require_manager_somewhere, user_manages_any
 
-from . import apple, export, selectors, services
-from .bundle import certificate_facts
+from . import apple, downloads, export, selectors, services
 from .deletion import certificate_deletion, request_deletion_token
 from .filters import certificate_filters
 from .forms import (
@@ -56,13 +54,6 @@ def _get_request_for_user(request, pk: int) -> CertificateRequest:
     """The key-and-CSR request if the user may see it, else 404."""
     queryset = CertificateRequest.objects.visible_to(request.user)
     return get_object_or_404(queryset.select_related("institution", "created_by"), pk=pk)
-
-
-def _attachment(content: str, *, content_type: str, filename: str) -> HttpResponse:
-    """A download: public material only (certificates, CSRs), never a key."""
-    response = HttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def _bound(request) -> tuple:
@@ -209,16 +200,7 @@ def certificate_upload_ssl(request):
         _draft_keep(request, form, page="ssl")
         return render(request, "certificates/upload_ssl.html", {"form": form}, status=200)
 
-    bundle = form.bundle
-    certificate = services.certificate_upload(
-        institution=form.cleaned_data["institution"],
-        name=form.cleaned_data["name"],
-        kind=Certificate.Kind.SSL,
-        bundle=bundle,
-        actor=request.user,
-        expires_at=form.cleaned_data["expires_at"] if bundle.unreadable else None,
-        content=form.file_bytes["certificate"] if bundle.unreadable else b"",
-    )
+    certificate = form.save(actor=request.user)
     request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
     messages.success(request, f"Certificate “{certificate.name}” uploaded.")
     _same_certificate_notice(request, certificate)
@@ -251,13 +233,7 @@ def certificate_upload_identity_proof(request):
     require_manager_somewhere(request.user, to="upload certificates")
     form = IdentityProofUploadForm(*_bound(request), user=request.user, now=timezone.now())
     if request.method == "POST" and form.is_valid():
-        certificate = services.identity_proof_upload(
-            institution=form.cleaned_data["institution"],
-            name=form.cleaned_data["name"],
-            content=form.content,
-            expires_at=form.cleaned_data["expires_at"],
-            actor=request.user,
-        )
+        certificate = form.save(actor=request.user)
         messages.success(request, f"Identity proof “{certificate.name}” uploaded.")
         return redirect(certificate)
     return render(request, "certificates/upload_identity_proof.html", {"form": form})
@@ -283,15 +259,7 @@ def certificate_upload_apple(request, kind: str):
             draft=_draft_load(request, page=kind),
         )
         if form.is_valid():
-            certificate = services.apple_certificate_store(
-                institution=form.cleaned_data["institution"],
-                name=form.cleaned_data["name"],
-                kind=kind,
-                merchant_identifier=form.cleaned_data["merchant_identifier"],
-                bundle=form.bundle,
-                actor=request.user,
-                now=now,
-            )
+            certificate = form.save(actor=request.user)
             request.session.pop(UPLOAD_DRAFT_SESSION_KEY, None)
             _stored_message(request, certificate)
             _same_certificate_notice(request, certificate)
@@ -330,13 +298,7 @@ def certificate_request_new(request):
     data = request.POST if request.method == "POST" else None
     form = CertificateRequestForm(data, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
-        certificate_request = services.certificate_request_create(
-            institution=form.cleaned_data["institution"],
-            kind=form.cleaned_data["kind"],
-            merchant_identifier=form.cleaned_data["merchant_identifier"],
-            name=form.cleaned_data["name"],
-            actor=request.user,
-        )
+        certificate_request = form.save(actor=request.user)
         messages.success(
             request,
             f"Key and CSR created for {certificate_request.merchant_identifier}: download the "
@@ -385,12 +347,7 @@ def certificate_request_detail(request, pk: int):
 @require_GET
 def certificate_request_csr(request, pk: int):
     """The CSR (PEM) as the .certSigningRequest file Apple's portal takes; never the key."""
-    certificate_request = _get_request_for_user(request, pk)
-    return _attachment(
-        certificate_request.csr_pem,
-        content_type="application/pkcs10",
-        filename=apple.csr_filename(certificate_request.merchant_identifier),
-    )
+    return downloads.csr_download_response(_get_request_for_user(request, pk))
 
 
 @login_required
@@ -461,7 +418,7 @@ def certificate_detail(request, pk: int):
         {
             "certificate": certificate,
             "expiry_words": certificate.expiry_words(now),
-            "chain": _chain_facts(certificate),
+            "chain": selectors.certificate_chain_facts(certificate),
             "channels": selectors.certificate_channels_using(certificate),
             "events": events,
             "can_manage": user_can_manage(request.user, certificate.institution),
@@ -493,37 +450,16 @@ def _apple_facts(certificate: Certificate, now) -> dict:
     }
 
 
-def _chain_facts(certificate: Certificate) -> list:
-    """Facts of each stored intermediate, for the detail page."""
-    if not certificate.chain_pem:
-        return []
-    chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode("ascii"))
-    return [certificate_facts(intermediate) for intermediate in chain]
-
-
 @login_required
 @require_GET
 def certificate_download(request, pk: int):
     """The public certificate and its chain as PEM; the private key is never sent."""
     certificate = _get_certificate_for_user(request, pk)
-    if certificate.kind == Certificate.Kind.APPLE_IDENTITY_PROOF:
-        # Public by nature (every shop serves it): the file exactly as uploaded.
-        response = HttpResponse(bytes(certificate.content), content_type="text/plain")
-        response["Content-Disposition"] = (
-            'attachment; filename="apple-developer-merchantid-domain-association"'
-        )
-        return response
-    if not certificate.certificate_pem:
-        messages.error(
-            request, "This certificate could not be read, so there is no PEM to download."
-        )
+    response = downloads.certificate_download_response(certificate)
+    if response is None:
+        messages.error(request, downloads.NO_PEM_MESSAGE)
         return redirect(certificate)
-    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in certificate.name)
-    return _attachment(
-        certificate.public_bundle_pem(),
-        content_type="application/x-pem-file",
-        filename=f"{filename or 'certificate'}.pem",
-    )
+    return response
 
 
 @login_required

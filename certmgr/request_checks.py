@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
+from api.problems import is_api_request, problem_response
+
 NUL = "\x00"
 BAD_REQUEST = "Bad request: the request contains a NUL character."
 
@@ -34,6 +36,8 @@ class NulCharacterMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request_has_nul(request):
+            if is_api_request(request):  # README, "API": every error a problem document
+                return problem_response(400, BAD_REQUEST)
             return HttpResponseBadRequest(BAD_REQUEST, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 

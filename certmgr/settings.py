@@ -172,6 +172,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "csp",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     # Bottom to top: each app imports only from those above it in this list (README, "Layout").
     "core",
     "institutions",
@@ -180,6 +183,7 @@ INSTALLED_APPS = [
     "onboarding",
     "acme_client",
     "monitoring",
+    "api",
     "certmgr",
 ]
 
@@ -204,6 +208,41 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "certmgr.urls"
+
+# The automation API (README, "API"): token authentication only (api/authentication.py; no
+# session, so no CSRF question), a budget per token, RFC 9457 problems, cursor pagination.
+CERTMGR_API_THROTTLE_RATE = env("CERTMGR_API_THROTTLE_RATE", default="600/min")
+CERTMGR_API_TOKEN_DAYS_MAX = env.int("CERTMGR_API_TOKEN_DAYS_MAX", default=365)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "certmgr API",
+    "DESCRIPTION": 'Sales channels, certificates and their status (README, "API").',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.problem_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelStatusEnum": "saleschannels.models.ChannelStatus",
+        "SslModeEnum": "saleschannels.models.SalesChannel.SslMode",
+        "CertificateStatusEnum": "certificates.models.CertificateStatus",
+        "CertificateKindEnum": "certificates.models.Certificate.Kind",
+        "CertificateRequestKindEnum": "certificates.models.CertificateRequest.Kind",
+    },
+}
 
 TEMPLATES = [
     {

@@ -14,6 +14,9 @@ Contract:
 
 from django.conf import settings
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
+
+from api.problems import is_api_request, problem_response
 
 STATUS_TOO_LARGE = 413
 
@@ -25,6 +28,12 @@ class RequestBodyLimitMiddleware:
     def __call__(self, request):
         size = _content_length(request)
         limit = settings.CERTMGR_REQUEST_BODY_MAX_BYTES
+        if size > limit and is_api_request(request):
+            return problem_response(
+                STATUS_TOO_LARGE,
+                f"Upload too large: it was {filesizeformat(size)}; certmgr takes at most "
+                f"{filesizeformat(limit)} in one request, and nothing of it was read.",
+            )
         if size > limit:
             return render(
                 request,

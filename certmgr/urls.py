@@ -19,6 +19,8 @@ urlpatterns = [
     path("saleschannels/", include("saleschannels.urls")),
     path("saleschannels/", include("acme_client.urls")),
     path("institutions/", include("institutions.urls")),
+    path("institutions/", include("api.urls_pages")),
+    path("api/v1/", include("api.urls")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path(".well-known/acme-challenge/<str:token>", acme_challenge, name="acme_challenge"),

@@ -60,7 +60,7 @@ class WrittenByTheBackOffice:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "action", "target_repr", "actor", "institution"]
+    list_display = ["created_at", "action", "target_repr", "actor", "actor_token", "institution"]
     list_filter = ["action", "institution"]
     search_fields = ["target_repr"]
 

@@ -15,13 +15,22 @@ from .models import AuditEvent
 
 
 def actor_id(actor) -> int | None:
-    """The id of the user who acted, or None for the platform itself or an anonymous caller."""
+    """The id of the user who acted, or None for the platform itself, an anonymous caller or
+    an API token (whose principal has no pk)."""
     return actor.pk if actor is not None and actor.is_authenticated else None
 
 
 def actor_user(actor):
-    """The user to record as having acted: None for the platform or an anonymous caller."""
-    return actor if actor is not None and actor.is_authenticated else None
+    """The user to record as having acted: None for the platform, an anonymous caller or an
+    API token (README, "API": recorded by its name, actor_token_name)."""
+    if actor is None or not actor.is_authenticated or actor_token_name(actor):
+        return None
+    return actor
+
+
+def actor_token_name(actor) -> str:
+    """The name of the API token that acted, "" for anyone else."""
+    return getattr(actor, "token_name", "") if actor is not None else ""
 
 
 def event_log(
@@ -44,6 +53,7 @@ def audit_record(
     return AuditEvent.objects.create(
         institution=institution,
         actor=actor_user(actor),
+        actor_token=actor_token_name(actor),
         action=action,
         target_type=target._meta.model_name,
         target_id=target.pk,
@@ -70,5 +80,8 @@ def audit(
     row = audit_record(
         institution=institution, actor=actor, action=action, target=target, details=details
     )
+    token = actor_token_name(actor)
+    if token:
+        fields["actor_token"] = token
     event_log(log, event, message, shown=shown, **fields, actor_id=actor_id(actor))
     return row

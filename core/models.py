@@ -33,6 +33,8 @@ class AuditEvent(models.Model):
         REQUEST_CREATE = "certificate_request.create", "Key and CSR created"
         REQUEST_COMPLETE = "certificate_request.complete", "Certificate received for the CSR"
         REQUEST_DELETE = "certificate_request.delete", "CSR deleted"
+        API_TOKEN_CREATE = "api_token.create", "API token created"
+        API_TOKEN_REVOKE = "api_token.revoke", "API token revoked"
 
     institution = models.ForeignKey(
         "institutions.Institution",
@@ -42,6 +44,9 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
+    # The API token that acted (README, "API"), by the name its manager gave it: a token is
+    # no user, so `actor` stays empty.
+    actor_token = models.CharField(max_length=100, blank=True)
     action = models.CharField(max_length=40, choices=Action.choices)
     target_type = models.CharField(max_length=40)
     target_id = models.BigIntegerField()
@@ -59,3 +64,10 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.target_repr}"
+
+    @property
+    def actor_name(self) -> str:
+        """Who acted, as the pages name them: a user, an API token, or "" (the platform)."""
+        if self.actor_token:
+            return f"API token “{self.actor_token}”"
+        return self.actor.get_username() if self.actor is not None else ""

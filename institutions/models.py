@@ -5,8 +5,30 @@ one place, InstitutionQuerySet.visible_to(), and what they may change in managed
 apps scope their querysets through these.
 """
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
+
+
+@dataclass(frozen=True)
+class InstitutionScope:
+    """A caller that acts for one institution only, with one role: an API token (README,
+    "API"). Its principal carries it as `institution_scope`, and every check below gives it
+    that institution and nothing else, so the API goes through the same querysets and role
+    checks as the pages."""
+
+    institution_id: int
+    role: str
+
+    @property
+    def manages(self) -> bool:
+        return self.role == Membership.Role.MANAGER
+
+
+def institution_scope(user) -> InstitutionScope | None:
+    """The scope of a caller limited to one institution (an API token), None for a user."""
+    return getattr(user, "institution_scope", None)
 
 
 class InstitutionQuerySet(models.QuerySet):
@@ -14,6 +36,9 @@ class InstitutionQuerySet(models.QuerySet):
         """Institutions the user may read: all for staff, else those they are a member of."""
         if not user.is_authenticated:
             return self.none()
+        scope = institution_scope(user)
+        if scope is not None:
+            return self.filter(pk=scope.institution_id)
         if user.is_staff:
             return self.all()
         return self.filter(memberships__user=user)
@@ -22,6 +47,9 @@ class InstitutionQuerySet(models.QuerySet):
         """Institutions in which the user may write: all for staff, else where they manage."""
         if not user.is_authenticated:
             return self.none()
+        scope = institution_scope(user)
+        if scope is not None:
+            return self.filter(pk=scope.institution_id) if scope.manages else self.none()
         if user.is_staff:
             return self.all()
         return self.filter(memberships__user=user, memberships__role=Membership.Role.MANAGER)
@@ -82,6 +110,9 @@ def visible_institution_ids(user):
     """
     if not user.is_authenticated:
         return Membership.objects.none().values("institution_id")
+    scope = institution_scope(user)
+    if scope is not None:
+        return Institution.objects.filter(pk=scope.institution_id).values("pk")
     if user.is_staff:
         return Institution.objects.values("pk")
     return Membership.objects.filter(user=user).values("institution_id")
@@ -91,6 +122,9 @@ def user_can_manage(user, institution: Institution) -> bool:
     """True when the user may write in the institution (manager role, or staff)."""
     if not user.is_authenticated:
         return False
+    scope = institution_scope(user)
+    if scope is not None:
+        return scope.manages and scope.institution_id == institution.pk
     if user.is_staff:
         return True
     return Membership.objects.filter(

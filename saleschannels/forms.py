@@ -7,6 +7,7 @@ from certificates.models import Certificate
 from certificates.selectors import identity_proofs_valid
 from institutions.models import Institution
 
+from . import services
 from .hostnames import HostnameError, hostname_normalize, hostname_reserved
 from .models import SalesChannel
 from .selectors import certificate_unusable_reason, channel_certificate_choices
@@ -58,6 +59,24 @@ class ChannelForm(forms.Form):
         if taken.exists():
             raise forms.ValidationError(HOSTNAME_TAKEN)
         return hostname
+
+    def save(self, *, actor) -> SalesChannel:
+        """Create the channel, or change the one edited (services.HostnameTaken when another
+        channel took the hostname meanwhile; DeploymentError when its edge files could not
+        be moved), for the page and the API alike."""
+        if self.channel is None:
+            return services.channel_create(
+                institution=self.cleaned_data["institution"],
+                name=self.cleaned_data["name"],
+                hostname=self.cleaned_data["hostname"],
+                actor=actor,
+            )
+        return services.channel_update(
+            channel=self.channel,
+            name=self.cleaned_data["name"],
+            hostname=self.cleaned_data["hostname"],
+            actor=actor,
+        )
 
 
 class ChannelSslForm(forms.Form):

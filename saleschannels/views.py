@@ -85,12 +85,7 @@ def channel_new(request):
     form = ChannelForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            channel = services.channel_create(
-                institution=form.cleaned_data["institution"],
-                name=form.cleaned_data["name"],
-                hostname=form.cleaned_data["hostname"],
-                actor=request.user,
-            )
+            channel = form.save(actor=request.user)
         except services.HostnameTaken as taken:
             form.add_error("hostname", str(taken))
         else:
@@ -154,15 +149,7 @@ def channel_edit(request, pk: int):
     form = ChannelForm(request.POST or None, initial=initial, user=request.user, channel=channel)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = report_deployment(
-                request,
-                lambda: services.channel_update(
-                    channel=channel,
-                    name=form.cleaned_data["name"],
-                    hostname=form.cleaned_data["hostname"],
-                    actor=request.user,
-                ),
-            )
+            saved = report_deployment(request, lambda: form.save(actor=request.user))
         except services.HostnameTaken as taken:
             form.add_error("hostname", str(taken))
         else:

@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from acme_client.models import AcmeAccount, AcmeChallenge, AcmeOrder
 from acme_client.protocol import account_key_generate, account_key_pem
+from api.models import ApiToken
 from certificates import services
 from certificates.bundle import BundleResult
 from certificates.models import Certificate, CertificateRequest
@@ -90,6 +91,10 @@ class Tenant:
     season: SalesChannel
     # Text of this institution's that no one outside it may ever be shown.
     markers: list[str] = field(default_factory=list)
+    # Its API tokens (README, "API"), made by its manager in the back office, and their
+    # secrets (shown once, on the page that answered the creation, and nowhere else).
+    tokens: list = field(default_factory=list)
+    token_secrets: list[str] = field(default_factory=list)
 
     @property
     def usernames(self) -> list[str]:
@@ -219,6 +224,29 @@ ARGUMENT_KINDS = [
         ".well-known/certmgr-challenge/",
         frozenset({"token"}),
         lambda route, tenant: [{"token": c.verification_token} for c in tenant.channels],
+    ),
+    ArgumentKind(
+        "institutions/<slug:slug>/api-tokens/<int:pk>/",
+        frozenset({"slug", "pk"}),
+        lambda route, tenant: [
+            {"slug": tenant.institution.slug, "pk": token.pk} for token in tenant.tokens
+        ],
+    ),
+    # The API (tests/api/test_isolation.py walks it with tokens; here, with sessions).
+    ArgumentKind(
+        "api/v1/channels/<int:pk>/",
+        frozenset({"pk"}),
+        lambda route, tenant: [{"pk": channel.pk} for channel in tenant.channels],
+    ),
+    ArgumentKind(
+        "api/v1/certificates/<int:pk>/",
+        frozenset({"pk"}),
+        lambda route, tenant: [{"pk": certificate.pk} for certificate in tenant.certificates],
+    ),
+    ArgumentKind(
+        "api/v1/apple-pay/csrs/<int:pk>/",
+        frozenset({"pk"}),
+        lambda route, tenant: [{"pk": request.pk} for request in tenant.requests],
     ),
     ArgumentKind("admin/", frozenset({"object_id"}), _admin_objects),
     ArgumentKind("admin/auth/user/<id>/", frozenset({"id"}), _admin_objects),
@@ -358,6 +386,16 @@ EXEMPTIONS = {
         on_shop_hosts=True,
     ),
 }
+
+
+# The automation API (README, "API") takes tokens only: a session, anonymous or logged in,
+# gets 401 there, as it would for any object. Its own walk, with tokens of another
+# institution and viewer tokens, is tests/api/test_isolation.py.
+API_PREFIX = "api/v1/"
+
+
+def token_only(route: Route) -> bool:
+    return route.description.startswith(API_PREFIX) and route.name != "api:docs"
 
 
 # --- the institutions -------------------------------------------------------------------
@@ -554,6 +592,13 @@ def tenant_populate(
         notification_emails=f"alerts@{slug}.test",
         webhook_url=f"https://hooks.{slug}.test/certmgr",
     )
+    token_page = reverse("api_tokens", args=[slug])
+    token_name = f"{title} onboarding token"
+    expires_on = (date.today() + timedelta(days=30)).isoformat()
+    made = client.post(
+        token_page, {"name": token_name, "role": "manager", "expires_on": expires_on}
+    )
+    token_secret = made.context["created"].secret
     viewer = user_model.objects.create_user(username=f"{slug}-viewer", password=PASSWORD)
     Membership.objects.create(user=viewer, institution=institution, role="viewer")
     group = Group.objects.create(name=f"{title} operators")
@@ -577,6 +622,8 @@ def tenant_populate(
         f"{title}Thumbprint",
         f"{title} renewal error",
         f"{title} order error",
+        token_name,
+        token_secret,
         group.name,
         viewer.username,
         manager.username,
@@ -606,6 +653,8 @@ def tenant_populate(
         box_office=SalesChannel.objects.get(pk=box_office.pk),
         season=SalesChannel.objects.get(pk=season.pk),
         markers=sorted(set(markers)),
+        tokens=list(ApiToken.objects.filter(institution=institution)),
+        token_secrets=[token_secret],
     )
 
 
@@ -781,6 +830,7 @@ class Findings:
 
 # The apps whose models hold the project's data.
 PROJECT_APPS = (
+    "api",
     "core",
     "institutions",
     "certificates",
@@ -872,6 +922,7 @@ def walk_as_outsider(visitor: Visitor, who: str, tenant: Tenant, plan: list[Stop
             for method in ("get", "post"):
                 response = visitor.send(method, url, body)
                 allowed = exemption is not None and response.status_code in exemption.statuses
+                allowed = allowed or (token_only(stop.route) and response.status_code == 401)
                 findings.check(
                     f"{who} {method.upper()} {url} ({stop.route.label})",
                     response,
@@ -999,6 +1050,8 @@ def test_the_owner_reaches_every_object_the_walk_uses(tenants, charlie, sam):
         exemption = EXEMPTIONS.get(stop.route.name)
         if exemption is not None and exemption.on_shop_hosts:
             continue  # test_well_known_files_answer_on_their_own_hostname_only
+        if token_only(stop.route):
+            continue  # no session reaches the API: tests/api/test_isolation.py
         who = "sam" if stop.route.description.startswith("admin/") else "charlie"
         names_objects = stop.kind is not None and stop.kind.names_objects
         for url in stop.urls():
@@ -1024,9 +1077,12 @@ def test_the_owner_reaches_every_object_the_walk_uses(tenants, charlie, sam):
     assert reached > 50
     text = "\n".join(shown)
     never_shown = [marker for marker in opera.markers if marker not in text]
-    # The challenge's token and key authorization are served on the shop's hostname only.
+    # The challenge's token and key authorization are served on the shop's hostname only;
+    # an API token's secret was shown once, when it was created.
     (challenge,) = opera.challenges
-    assert never_shown == sorted([challenge.token, challenge.key_authorization.split(".")[1]])
+    assert never_shown == sorted(
+        [challenge.token, challenge.key_authorization.split(".")[1], *opera.token_secrets]
+    )
 
 
 @pytest.mark.parametrize(

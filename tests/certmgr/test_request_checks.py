@@ -86,7 +86,12 @@ def root(db):
 
 
 def refused(response) -> bool:
-    return response.status_code == 400 and response.content.decode() == BAD_REQUEST
+    """The 400 saying why: plain text, or a problem document on the API (README, "API")."""
+    if response.status_code != 400:
+        return False
+    if response["Content-Type"] == "application/problem+json":
+        return response.json()["detail"] == BAD_REQUEST
+    return response.content.decode() == BAD_REQUEST
 
 
 # --- the cause --------------------------------------------------------------------------
