@@ -33,10 +33,16 @@ def request_for_token(request, pk: int) -> CertificateRequest:
 
 
 def form_refuse(form) -> FormRefused:
-    """A form's refusals as the API's 400 (problems.FormRefused), field by field."""
-    return FormRefused(
-        {field: [str(message) for message in messages] for field, messages in form.errors.items()}
-    )
+    """A form's refusals as the API's 400 (problems.FormRefused), field by field. The upload
+    form's question for an expiry date it could not read (a prompt on the page, not an error)
+    is the `expires_at` field's message here: the client must send it."""
+    errors = {
+        field: [str(message) for message in messages] for field, messages in form.errors.items()
+    }
+    prompt = getattr(form, "expiry_prompt", "")
+    if prompt:
+        errors.setdefault("expires_at", []).append(prompt)
+    return FormRefused(errors)
 
 
 def form_data(request, **fixed) -> dict:

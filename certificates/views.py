@@ -12,6 +12,7 @@ import base64
 import json
 from datetime import UTC
 
+from cryptography import x509
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator

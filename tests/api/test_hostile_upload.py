@@ -58,6 +58,9 @@ def api_urls(request: CertificateRequest) -> RoleUrls:
 class ApiUploads(Uploads):
     accepted_status = 201
 
+    def fresh_page(self) -> None:
+        """The API keeps nothing between uploads (no session): each is judged on its own."""
+
     def _problem(self, role: Role, response) -> str:
         if response.status_code == 201:
             self._count("accepted")
