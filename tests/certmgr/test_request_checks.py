@@ -50,11 +50,13 @@ QUERY_PARAMETERS = {
     ),
     "channel_list": ("q", "page"),
     "certificate_request_new": ("kind",),
+    "history": ("type", "object", "q", "actor", "action", "institution", "since", "until", "page"),
 }
 # The files that read them, and the parameters each reads.
 QUERY_READERS = {
     "certificates/views.py": {*QUERY_PARAMETERS["certificate_list"], "kind"},
     "saleschannels/views.py": set(QUERY_PARAMETERS["channel_list"]),
+    "monitoring/views.py": set(QUERY_PARAMETERS["history"]),
 }
 # The admin's list pages read their own: search, ordering, page, and every list filter.
 ADMIN_QUERY_PARAMETERS = ("q", "o", "p", "all", "institution__id__exact", "_to_field")
@@ -131,14 +133,21 @@ def project_modules():
             yield from folder.rglob("*.py")
 
 
-# Functions the views hand the whole query to, and the module whose reads count as theirs.
-HANDED_TO = {"certificate_filters(": "certificates/filters.py"}
+# Functions and forms the views hand the whole query to, and the module (and class) whose
+# reads count as theirs.
+HANDED_TO = {
+    "certificate_filters(": ("certificates/filters.py", None),
+    "HistoryFiltersForm(": ("monitoring/forms.py", "HistoryFiltersForm"),
+}
 
 
-def parameters_read(module: Path) -> set[str]:
-    """The parameters a module reads from a query it was handed: `query.get("name"` and the
-    fields of the forms it binds to it (`name = forms.SomeField(`)."""
+def parameters_read(module: Path, cls: str | None = None) -> set[str]:
+    """The parameters a module (or one class of it) reads from a query it was handed:
+    `query.get("name"` and the fields of the forms it binds to it (`name = forms.SomeField(`)."""
     text = module.read_text()
+    if cls is not None:
+        text = text[text.index(f"class {cls}(") :]
+        text = text[: text.find("\nclass ", 1) % (len(text) + 1)]
     return set(re.findall(r"query\.get\(\s*\"(\w+)\"", text)) | set(
         re.findall(r"^\s+(\w+) = forms\.\w+Field\(", text, re.M)
     )
@@ -161,12 +170,13 @@ def test_the_list_of_query_parameters_is_complete():
                 (
                     module
                     for call, module in HANDED_TO.items()
-                    if text[: match.start()].endswith(call)
+                    if text[: match.start()].rstrip().endswith(call)
                 ),
                 None,
             )
             if handed is not None:  # the whole query, to a function that reads it by name
-                reads.setdefault(relative, set()).update(parameters_read(PROJECT / handed))
+                module, cls = handed
+                reads.setdefault(relative, set()).update(parameters_read(PROJECT / module, cls))
                 continue
             name = re.match(r"(?:\.get\(|\[)\s*\"(\w+)\"", after)
             assert name, f"{relative}: request.GET used otherwise than by a literal name"
