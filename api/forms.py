@@ -1,5 +1,6 @@
 """The form of a new API token (README, "API")."""
 
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
@@ -9,6 +10,9 @@ from .models import ApiToken
 
 
 class ApiTokenForm(forms.Form):
+    # A new id with every blank form: sending the same form twice (a reload of the page that
+    # answered it) is recognised and creates nothing more (services.api_token_create).
+    form_id = forms.UUIDField(widget=forms.HiddenInput, required=False)
     name = forms.CharField(
         max_length=100, help_text="Which system uses it, e.g. “ticketing onboarding”."
     )
@@ -28,6 +32,7 @@ class ApiTokenForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.today = today
         self.fields["expires_on"].initial = today + timedelta(days=90)
+        self.fields["form_id"].initial = uuid.uuid4()
 
     def clean_expires_on(self) -> datetime:
         day = self.cleaned_data["expires_on"]

@@ -39,11 +39,19 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # The id of the back-office form that created it: the browser sends the same form again
+    # when the page that showed the secret is reloaded, and that must not make a second token.
+    form_id = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["institution", "form_id"], name="api_token_once_per_form"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -2,10 +2,11 @@
 once, revoked. Each is audited like any other write (core/audit.py)."""
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import audit
@@ -25,21 +26,51 @@ class TokenCreated:
     secret: str
 
 
+class FormSentAgain(Exception):
+    """The form that created `token` came again (a reload re-sends it): nothing was created."""
+
+    def __init__(self, token: ApiToken):
+        super().__init__(f"API token {token.pk} was created by this form already")
+        self.token = token
+
+
 @transaction.atomic
 def api_token_create(
-    *, institution: Institution, name: str, role: str, expires_at: datetime, actor
+    *,
+    institution: Institution,
+    name: str,
+    role: str,
+    expires_at: datetime,
+    actor,
+    form_id: uuid.UUID | None = None,
 ) -> TokenCreated:
-    """A new token for `institution`: its secret is returned once, only its hash is kept."""
+    """A new token for `institution`: its secret is returned once, only its hash is kept.
+
+    `form_id`, when given, makes the creation happen once per form: a second call with it
+    raises FormSentAgain, naming the token the first one made (two at once included: the
+    database's unique constraint decides)."""
+    if form_id is not None:
+        earlier = ApiToken.objects.filter(institution=institution, form_id=form_id).first()
+        if earlier is not None:
+            raise FormSentAgain(earlier)
     secret = tokens.secret_new()
-    token = ApiToken.objects.create(
-        institution=institution,
-        name=name,
-        role=role,
-        secret_sha256=tokens.secret_hash(secret),
-        prefix=secret[: tokens.PREFIX_SHOWN],
-        created_by=actor,
-        expires_at=expires_at,
-    )
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                institution=institution,
+                name=name,
+                role=role,
+                secret_sha256=tokens.secret_hash(secret),
+                prefix=secret[: tokens.PREFIX_SHOWN],
+                created_by=actor,
+                expires_at=expires_at,
+                form_id=form_id,
+            )
+    except IntegrityError:
+        earlier = ApiToken.objects.filter(institution=institution, form_id=form_id).first()
+        if form_id is None or earlier is None:
+            raise
+        raise FormSentAgain(earlier) from None
     audit(
         logger,
         "api_token_created",

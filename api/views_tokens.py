@@ -24,15 +24,19 @@ def api_tokens(request, slug: str):
     require_manager(request.user, institution, to="manage API tokens")
     now = timezone.now()
     form = ApiTokenForm(request.POST or None, today=now.date())
-    created = None
+    created = sent_again = None
     if request.method == "POST" and form.is_valid():
-        created = services.api_token_create(
-            institution=institution,
-            name=form.cleaned_data["name"],
-            role=form.cleaned_data["role"],
-            expires_at=form.cleaned_data["expires_on"],
-            actor=request.user,
-        )
+        try:
+            created = services.api_token_create(
+                institution=institution,
+                name=form.cleaned_data["name"],
+                role=form.cleaned_data["role"],
+                expires_at=form.cleaned_data["expires_on"],
+                actor=request.user,
+                form_id=form.cleaned_data["form_id"],
+            )
+        except services.FormSentAgain as again:
+            sent_again = again.token
         form = ApiTokenForm(today=now.date())
     tokens = ApiToken.objects.visible_to(request.user).filter(institution=institution)
     return render(
@@ -42,6 +46,7 @@ def api_tokens(request, slug: str):
             "institution": institution,
             "form": form,
             "created": created,
+            "sent_again": sent_again,
             "tokens": tokens.select_related("created_by"),
             "now": now,
         },

@@ -269,6 +269,12 @@ WSGI_APPLICATION = "certmgr.wsgi.application"
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'certmgr.sqlite3'}"),
 }
+
+# The cache holds each API token's request count (README, "API") and the CA's profiles for a
+# few minutes. In memory by default: one count per process. Several web processes share one
+# count through a shared cache, e.g. CACHE_URL=redis://redis:6379/1 (Django's own Redis
+# backend: https://docs.djangoproject.com/en/5.2/topics/cache/#redis).
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker share the SQLite file: WAL lets readers go on while one
