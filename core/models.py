@@ -29,6 +29,10 @@ class AuditEvent(models.Model):
         INSTITUTION_NOTIFICATIONS = "institution.notifications", "Notification settings changed"
         INSTITUTION_TEST_EMAIL = "institution.test_email", "Test e-mail sent"
         INSTITUTION_TEST_WEBHOOK = "institution.test_webhook", "Test webhook sent"
+        INSTITUTION_WEBHOOK_SECRET = (
+            "institution.webhook_secret",
+            "Webhook signing secret replaced",
+        )
         CHANNEL_APPLE_PAY = "channel.apple_pay", "Apple Pay settings changed"
         REQUEST_CREATE = "certificate_request.create", "Key and CSR created"
         REQUEST_COMPLETE = "certificate_request.complete", "Certificate received for the CSR"

@@ -7,6 +7,8 @@ records the change in the audit trail. Memberships are the admin's to change.
 
 from django.contrib import admin
 
+from core.admin import SecretColumnsHidden
+
 from .models import Institution, Membership
 
 
@@ -17,7 +19,9 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Institution)
-class InstitutionAdmin(admin.ModelAdmin):
+class InstitutionAdmin(SecretColumnsHidden, admin.ModelAdmin):
+    # The webhook signing secrets: managers read theirs on the Notifications page.
+    secret_columns = ("webhook_secret_encrypted", "webhook_secret_previous_encrypted")
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

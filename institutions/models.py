@@ -6,9 +6,14 @@ apps scope their querysets through these.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+
+from core import encryption
+
+from .signing_secrets import ROTATION_OVERLAP, signing_secret_encrypted_new
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,13 @@ class Institution(models.Model):
     webhook_url = models.URLField(
         max_length=500, blank=True, help_text="Optional: a JSON POST per digest (chat tools)."
     )
+    # The secret every webhook message is signed with (signing_secrets.py), encrypted; the one
+    # it replaced keeps signing beside it until ROTATION_OVERLAP after webhook_secret_changed_at.
+    webhook_secret_encrypted = models.TextField(
+        default=signing_secret_encrypted_new, editable=False
+    )
+    webhook_secret_previous_encrypted = models.TextField(blank=True, editable=False)
+    webhook_secret_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = InstitutionQuerySet.as_manager()
@@ -74,6 +86,25 @@ class Institution(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def webhook_signing_secret(self) -> str:
+        return encryption.decrypt(self.webhook_secret_encrypted).decode("ascii")
+
+    def webhook_secret_previous_until(self, now: datetime) -> datetime | None:
+        """Until when the replaced secret still signs, or None when it no longer does."""
+        if not self.webhook_secret_previous_encrypted or self.webhook_secret_changed_at is None:
+            return None
+        until = self.webhook_secret_changed_at + ROTATION_OVERLAP
+        return until if until > now else None
+
+    def webhook_signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a message sent at `now` is signed with: the current one, and the one it
+        replaced during the overlap."""
+        found = [self.webhook_signing_secret]
+        if self.webhook_secret_previous_until(now) is not None:
+            found.append(encryption.decrypt(self.webhook_secret_previous_encrypted).decode("ascii"))
+        return found
 
     @property
     def notification_email_list(self) -> list[str]:

@@ -210,7 +210,11 @@ def _webhook_deliver(
     if not institution.webhook_url:
         return ""  # left as they are: nothing was posted
     payload = webhook_payload(institution, sorted((views[pk] for pk in unposted), key=urgency))
-    error = webhook_post(institution.webhook_url, payload)
+    error = webhook_post(
+        institution.webhook_url,
+        payload,
+        secrets=institution.webhook_signing_secrets(timezone.now()),
+    )
     if error:
         logger.warning("webhook of institution %s failed: %s", institution.slug, error)
         _notifications_update(unposted, webhook_error=error)

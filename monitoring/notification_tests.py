@@ -128,7 +128,12 @@ def notification_test_webhook_send(
             f"{_actor_name(actor)} from the notification settings. Nothing needs attention."
         ),
     )
-    result = webhook_send(url, payload, attempts=WEBHOOK_TEST_ATTEMPTS)
+    result = webhook_send(
+        url,
+        payload,
+        secrets=institution.webhook_signing_secrets(timezone.now()),
+        attempts=WEBHOOK_TEST_ATTEMPTS,
+    )
     shown = shown_url(url)
     outcome = NotificationTestOutcome(result.delivered, _webhook_words(result, url, shown))
     _test_audit(

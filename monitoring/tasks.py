@@ -59,13 +59,15 @@ def channel_status_event(institution_id: int, payload: dict) -> str:
     webhook_post makes its WEBHOOK_ATTEMPTS tries; a failure after those is logged and the
     event dropped (no Celery retry: a dead webhook must not pile up a retry per change, and
     the digest and the channel's page still say the status)."""
-    webhook_url = (
-        Institution.objects.filter(pk=institution_id).values_list("webhook_url", flat=True).first()
-    )
-    if not webhook_url:
+    institution = Institution.objects.filter(pk=institution_id).first()
+    if institution is None or not institution.webhook_url:
         return ""
     channel = payload.get("channel", {})
-    error = webhook_post(webhook_url, payload)
+    error = webhook_post(
+        institution.webhook_url,
+        payload,
+        secrets=institution.webhook_signing_secrets(timezone.now()),
+    )
     if error:
         # The URL is not logged: chat tools put their secret in it.
         logger.warning(

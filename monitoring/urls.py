@@ -21,6 +21,11 @@ urlpatterns = [
         views.institution_notification_test_webhook,
         name="institution_notification_test_webhook",
     ),
+    path(
+        "institutions/<slug:slug>/notifications/signing-secret/",
+        views.institution_webhook_secret_rotate,
+        name="institution_webhook_secret_rotate",
+    ),
     path("history/", views.history_list, name="history"),
     path("metrics", metrics.metrics, name="metrics"),
 ]

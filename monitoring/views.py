@@ -12,11 +12,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certificates.models import CertificateStatus
 from institutions.models import Institution, user_can_manage
 from institutions.permissions import institution_for_user, require_manager
+from institutions.signing_secrets import ROTATION_OVERLAP
 
 from . import charts, dashboard, history, notification_tests, services
 from .forms import HistoryFiltersForm, NotificationSettingsForm
@@ -59,6 +61,7 @@ def home(request):
     )
 
 
+@never_cache  # a manager's page shows the webhook signing secret
 @login_required
 @require_http_methods(["GET", "POST"])
 def institution_notifications(request, slug: str):
@@ -88,8 +91,28 @@ def institution_notifications(request, slug: str):
             "form": form,
             "can_manage": can_manage,
             "test_limit": notification_tests.NOTIFICATION_TEST_LIMIT,
+            # The signing secret, for managers only: they configure the receiver.
+            "signing_secret": institution.webhook_signing_secret if can_manage else "",
+            "previous_secret_until": institution.webhook_secret_previous_until(timezone.now()),
+            "rotation_overlap_hours": int(ROTATION_OVERLAP.total_seconds() // 3600),
         },
     )
+
+
+@login_required
+@require_POST
+def institution_webhook_secret_rotate(request, slug: str):
+    """A new webhook signing secret; the previous one keeps signing for a while."""
+    institution = institution_for_user(request.user, slug)
+    require_manager(request.user, institution, to="replace the webhook signing secret")
+    services.webhook_secret_rotate(institution=institution, actor=request.user)
+    messages.success(
+        request,
+        "New signing secret made. For the next "
+        f"{int(ROTATION_OVERLAP.total_seconds() // 3600)} hours every webhook message is signed "
+        "with both the new and the previous secret: give your receiver the new one in that time.",
+    )
+    return redirect("institution_notifications", slug=institution.slug)
 
 
 @login_required

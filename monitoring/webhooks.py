@@ -16,7 +16,9 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 import certifi
@@ -32,6 +34,8 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util import make_headers
 
 from core.addresses import addresses_not_public
+
+from .signing import message_id_new, signature_headers
 
 logger = logging.getLogger(__name__)
 
@@ -114,20 +118,24 @@ class Reason:
     REQUEST_FAILED = "request_failed"
 
 
-def webhook_post(url: str, payload: dict) -> str:
+def webhook_post(url: str, payload: dict, *, secrets: Sequence[str] = ()) -> str:
     """POST `payload` as JSON, with WEBHOOK_ATTEMPTS tries; "" when delivered, else why not.
 
     A 4xx answer (other than 429) is final. The URL is not repeated in the error: chat tools
     put their secret in it. Internal addresses are refused (webhook_address_refusal), and the
     POST goes to the very address that was checked (a name answering differently the second
-    time, DNS rebinding, changes nothing); redirects are not followed.
+    time, DNS rebinding, changes nothing); redirects are not followed. Each attempt is signed
+    with `secrets` (the institution's: signing.py), one message id for all attempts.
     """
-    return webhook_send(url, payload).error
+    return webhook_send(url, payload, secrets=secrets).error
 
 
-def webhook_send(url: str, payload: dict, *, attempts: int = WEBHOOK_ATTEMPTS) -> WebhookResult:
+def webhook_send(
+    url: str, payload: dict, *, secrets: Sequence[str] = (), attempts: int = WEBHOOK_ATTEMPTS
+) -> WebhookResult:
     """webhook_post with what it came to (WebhookResult) and its number of tries."""
     body = json.dumps(payload).encode()
+    message_id = message_id_new()
     error, reason, status = "", "", None
     for attempt in range(attempts):
         if attempt:
@@ -138,8 +146,9 @@ def webhook_send(url: str, payload: dict, *, attempts: int = WEBHOOK_ATTEMPTS) -
         if not addresses:
             error, reason = "could not connect", Reason.UNRESOLVED
             continue
+        signed = signature_headers(secrets, body, message_id=message_id, at=datetime.now(UTC))
         try:
-            status = _webhook_post_to_any(url, addresses, body)
+            status = _webhook_post_to_any(url, addresses, body, signed)
         except NewConnectionError as exception:
             refused = isinstance(exception.__cause__, ConnectionRefusedError)
             error = "could not connect"
@@ -171,18 +180,18 @@ def webhook_send(url: str, payload: dict, *, attempts: int = WEBHOOK_ATTEMPTS) -
     )
 
 
-def _webhook_post_to_any(url: str, addresses: list[str], body: bytes) -> int:
+def _webhook_post_to_any(url: str, addresses: list[str], body: bytes, signed: dict) -> int:
     """POST to the first of `addresses` that accepts the connection, in the resolver's order
     (an unreachable IPv6 address falls back to IPv4, as a plain connection would)."""
     for address in addresses[:-1]:
         try:
-            return _webhook_post_to(url, address, body)
+            return _webhook_post_to(url, address, body, signed)
         except NewConnectionError:
             continue
-    return _webhook_post_to(url, addresses[-1], body)
+    return _webhook_post_to(url, addresses[-1], body, signed)
 
 
-def _webhook_post_to(url: str, address: str, body: bytes) -> int:
+def _webhook_post_to(url: str, address: str, body: bytes, signed: dict) -> int:
     """POST `body` to `url` at `address` (the host's name still given as Host, and checked
     against its TLS certificate); returns the HTTP status."""
     parsed = urlsplit(url)
@@ -191,6 +200,7 @@ def _webhook_post_to(url: str, address: str, body: bytes) -> int:
         "Host": parsed.netloc.rpartition("@")[2],
         "Content-Type": "application/json",
         "User-Agent": "certmgr",
+        **signed,
     }
     if parsed.username is not None:
         credentials = f"{unquote(parsed.username)}:{unquote(parsed.password or '')}"

@@ -18,6 +18,8 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
 
+from tests.postgres import postgres_database
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
 VENDORS = ["sqlite", "postgresql"] if connection.vendor == "postgresql" else ["sqlite"]
@@ -51,3 +53,14 @@ def scenario_run(tmp_path: Path, database_url: str, scenario: str, *, name: str)
             pytrace=False,
         )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scenario_run_on(vendor: str, tmp_path: Path, scenario: str, *, name: str) -> dict:
+    """scenario_run on a new database of `vendor` (one of VENDORS): a SQLite file under
+    `tmp_path`, or a throwaway PostgreSQL database (tests/postgres.py)."""
+    if vendor == "sqlite":
+        return scenario_run(
+            tmp_path, f"sqlite:///{tmp_path / f'{name}.sqlite3'}", scenario, name=name
+        )
+    with postgres_database(name_prefix=f"certmgr_{name}"[:40]) as database_url:
+        return scenario_run(tmp_path, database_url, scenario, name=name)

@@ -624,6 +624,8 @@ def tenant_populate(
         f"{title} order error",
         token_name,
         token_secret,
+        # Shown to the institution's managers only, on its Notifications page.
+        institution.webhook_signing_secret,
         group.name,
         viewer.username,
         manager.username,
@@ -1289,7 +1291,11 @@ def test_the_admin_neither_shows_nor_filters_on_secret_columns(tenants, sam):
                 "get", reverse(f"{prefix}_changelist"), {f"{column}__isnull": "False"}
             )
             assert filtered.status_code == 400, (model._meta.label, column)
-    assert sorted(guarded) == ["certificates.Certificate", "certificates.CertificateRequest"]
+    assert sorted(guarded) == [
+        "certificates.Certificate",
+        "certificates.CertificateRequest",
+        "institutions.Institution",
+    ]
 
 
 def _fails(request):

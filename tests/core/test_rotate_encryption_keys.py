@@ -1,5 +1,6 @@
-"""manage.py rotate_encryption_keys: every stored key moves under the first key, so the old
-key can be removed; reruns change nothing; a value under an unknown key is refused by name."""
+"""manage.py rotate_encryption_keys: every stored key (and webhook signing secret) moves
+under the first key, so the old key can be removed; reruns change nothing; a value under an
+unknown key is refused by name."""
 
 from datetime import timedelta
 from io import StringIO
@@ -16,6 +17,8 @@ from acme_client.models import AcmeAccount
 from certificates.models import Certificate, CertificateRequest
 from certmgr import demo_pki
 from core import encryption
+from institutions.models import Institution
+from institutions.signing_secrets import signing_secret_encrypted_new
 from tests.support import upload
 
 CERTIFICATES, REQUESTS, ACCOUNTS = 200, 100, 5
@@ -23,6 +26,7 @@ ENCRYPTED = [
     (Certificate, "private_key_encrypted"),
     (CertificateRequest, "private_key_encrypted"),
     (AcmeAccount, "key_encrypted"),
+    (Institution, "webhook_secret_encrypted"),
 ]
 
 
@@ -42,11 +46,13 @@ def _key_pem() -> str:
 
 @pytest.fixture
 def stored(settings, keys, acme):
-    """305 keys (certificates, Apple Pay requests, ACME accounts) encrypted under key A;
-    returns {(model, pk): plaintext PEM}."""
+    """305 keys (certificates, Apple Pay requests, ACME accounts) and the institution's
+    webhook signing secret encrypted under key A; returns {(model, pk): plaintext}."""
     settings.CERTMGR_ENCRYPTION_KEYS = [keys["A"]]
+    acme.webhook_secret_encrypted = signing_secret_encrypted_new()
+    acme.save()
+    plain: dict[tuple[type, int], str] = {(Institution, acme.pk): acme.webhook_signing_secret}
     expires_at = timezone.now() + timedelta(days=60)
-    plain: dict[tuple[type, int], str] = {}
     pems = [_key_pem() for _ in range(CERTIFICATES)]
     certificates = Certificate.objects.bulk_create(
         Certificate(
@@ -83,6 +89,14 @@ def stored(settings, keys, acme):
     return plain
 
 
+def _institution_secrets_renew() -> None:
+    """Every institution's webhook signing secret anew, under the first key now configured
+    (the fixtures made them under the test settings' key)."""
+    for institution in Institution.objects.all():
+        institution.webhook_secret_encrypted = signing_secret_encrypted_new()
+        institution.save()
+
+
 def _tokens() -> dict[tuple[type, int], str]:
     return {
         (model, pk): token
@@ -108,7 +122,9 @@ def test_after_rotation_the_old_key_can_be_removed_and_every_key_still_decrypts(
     assert f"{CERTIFICATES} re-encrypted, 0 already under the first key" in output
     assert f"certificates_certificaterequest.private_key_encrypted: {REQUESTS} value(s)" in output
     assert f"acme_client_acmeaccount.key_encrypted: {ACCOUNTS} value(s)" in output
-    assert f"Done: {CERTIFICATES + REQUESTS + ACCOUNTS} value(s) re-encrypted." in output
+    assert "institutions_institution.webhook_secret_encrypted: 1 value(s)" in output
+    assert "whsec_" not in output
+    assert f"Done: {CERTIFICATES + REQUESTS + ACCOUNTS + 1} value(s) re-encrypted." in output
     assert "PRIVATE KEY" not in output
 
     settings.CERTMGR_ENCRYPTION_KEYS = [keys["B"]]
@@ -162,7 +178,10 @@ def test_a_dry_run_counts_and_changes_nothing(settings, keys, stored):
     output = _rotate(dry_run=True)
 
     assert f"{CERTIFICATES} to re-encrypt" in output
-    assert f"Dry run: {CERTIFICATES + REQUESTS + ACCOUNTS} value(s) would be re-encrypted" in output
+    assert (
+        f"Dry run: {CERTIFICATES + REQUESTS + ACCOUNTS + 1} value(s) would be re-encrypted"
+        in output
+    )
     assert _tokens() == before
 
 
@@ -193,6 +212,7 @@ def test_the_upload_draft_kept_in_the_session_is_re_encrypted_too(
     settings, keys, as_alice, acme, pki
 ):
     settings.CERTMGR_ENCRYPTION_KEYS = [keys["A"]]
+    _institution_secrets_renew()
     leaf = demo_pki.leaf_create(issuer=pki["intermediate"], hostnames=["shop.example.test"])
     url = reverse("certificate_upload_ssl")
     unreadable = leaf.der[: len(leaf.der) // 2]
@@ -223,6 +243,8 @@ def test_the_upload_draft_kept_in_the_session_is_re_encrypted_too(
 
 
 def test_a_session_draft_no_key_decrypts_is_dropped_not_refused(settings, keys, as_alice):
+    settings.CERTMGR_ENCRYPTION_KEYS = [keys["A"]]
+    _institution_secrets_renew()
     settings.CERTMGR_ENCRYPTION_KEYS = [keys["C"]]
     session = as_alice.session
     session["certificate_upload_draft"] = encryption.encrypt(b"{}")

@@ -12,13 +12,16 @@ class WebhookServer:
     def __init__(self, statuses=(200,)):
         self.statuses = list(statuses)
         self.bodies = []
+        self.raw_bodies = []  # as received: what a signature covers
         self.requests = []  # (path, headers)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers["Content-Length"])
-                owner.bodies.append(json.loads(self.rfile.read(length)))
+                raw = self.rfile.read(length)
+                owner.raw_bodies.append(raw)
+                owner.bodies.append(json.loads(raw))
                 owner.requests.append((self.path, self.headers))
                 status = owner.statuses.pop(0) if len(owner.statuses) > 1 else owner.statuses[0]
                 self.send_response(status)
