@@ -41,6 +41,17 @@ Contract:
   URL is learnt from the directory as it passes through.
 * ``requests``: (method, path, status) of every request answered, in order, faults included.
   ``url``, ``directory_url``, ``ca_bundle`` and ``log_path`` say where it is.
+* ``acme_fault_proxy_run(..., pebble_deadlock_guard=True)`` forwards no newOrder while an
+  authorization POST is forwarded, and the other way round (one at a time), and does nothing
+  else differently. Pebble (2.4, and its main branch as of December 2026) can deadlock under
+  many concurrent orders of one account: its authorization handler takes the authorization's
+  write lock and then its store's read lock to look the account up (wfe.go, ``Authz``),
+  while a newOrder holds the store's read lock and takes each stored authorization's read
+  lock (memorystore.go, ``FindValidAuthorization``); a third request waiting for the store's
+  write lock (``AddAuthorization``, ``AddChallenge``) then blocks every reader, and Pebble
+  answers nothing more. Seen once in the thousand-channel scale test with 16 ACME threads
+  (a goroutine dump showed exactly these three). A real CA has no such lock; this guard keeps
+  a test from hanging on the test CA's bug.
 """
 
 from __future__ import annotations
@@ -66,6 +77,8 @@ UPSTREAM_TIMEOUT = 30.0
 # Idle keep-alive connections are dropped after this, so no handler thread lingers.
 CLIENT_TIMEOUT = 30.0
 RENEWAL_INFO_PATH = "/renewal-info"
+# Where Pebble serves authorizations (wfe.go: authzPath).
+PEBBLE_AUTHZ = "/authZ/"
 # Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded;
 # Content-Length is recomputed after rewriting; Accept-Encoding is dropped so that bodies come
 # back uncompressed and can be rewritten.
@@ -131,6 +144,8 @@ class AcmeFaultProxy:
     _profiles: dict[str, str] | None = field(default=None, repr=False)
     _new_order_path: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # pebble_deadlock_guard: held while a newOrder or an authorization POST is forwarded.
+    _pebble_guard: threading.Lock | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -231,7 +246,9 @@ class AcmeFaultProxy:
 
 
 @contextmanager
-def acme_fault_proxy_run(*, upstream: Upstream, workdir: Path) -> Iterator[AcmeFaultProxy]:
+def acme_fault_proxy_run(
+    *, upstream: Upstream, workdir: Path, pebble_deadlock_guard: bool = False
+) -> Iterator[AcmeFaultProxy]:
     """Serve the proxy in front of `upstream` on a free port, yield it, stop it."""
     workdir.mkdir(parents=True, exist_ok=True)
     tls = local_tls_write(directory=workdir, name="acme-proxy")
@@ -254,6 +271,7 @@ def acme_fault_proxy_run(*, upstream: Upstream, workdir: Path) -> Iterator[AcmeF
         upstream_url=f"{directory.scheme}://{directory.netloc}",
         upstream_ca_bundle=Path(upstream.ca_bundle),
         upstream_directory_path=directory.path,
+        _pebble_guard=threading.Lock() if pebble_deadlock_guard else None,
     )
     thread = threading.Thread(
         target=server.serve_forever, args=(0.05,), name="acme-fault-proxy", daemon=True
@@ -337,8 +355,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._renewal_info_reply(window)
             return
 
+        guard = self.proxy._pebble_guard
+        guarded = guard is not None and (new_order or (method == "POST" and PEBBLE_AUTHZ in path))
         try:
-            status, headers, answer = self._forward(method, path, body)
+            if guarded:
+                with guard:
+                    status, headers, answer = self._forward(method, path, body)
+            else:
+                status, headers, answer = self._forward(method, path, body)
         except OSError as error:
             self._reply(
                 502, [("Content-Type", "text/plain")], f"upstream unreachable: {error}\n".encode()

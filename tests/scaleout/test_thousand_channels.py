@@ -1,7 +1,8 @@
 """A thousand shops switched to *Managed* at once, with the CA's budgets scaled down (README,
 "Rate limits (the CA's budgets)" and "Workers and concurrency").
 
-A real Pebble validates HTTP-01 against the live application; a general worker with beat
+A real Pebble (behind tests/acme_fault_proxy.py, which only keeps Pebble's own lock bug from
+hanging the run) validates HTTP-01 against the live application; a general worker with beat
 (renew_due every second) and the ACME worker (its default 16 threads) share the test database.
 1,000 channels, each shop on a domain of its own with its hostname verified, are switched to
 *Managed* through the SSL page's service, one after the other, as fast as that goes. The
@@ -33,6 +34,7 @@ from acme_client.scheduling import channel_ssl_mode_choose
 from certificates.models import Certificate
 from core.models import AuditEvent
 from saleschannels.models import ChannelStatus, SalesChannel, VerificationMethod
+from tests.acme_fault_proxy import acme_fault_proxy_run
 from tests.celery_worker import acme_worker_run, broker, celery_worker_run, worker_env
 from tests.pebble import pebble_run
 from tests.redis import redis_run
@@ -89,12 +91,19 @@ def test_a_thousand_channels_switched_at_once_keep_the_budget(
         setattr(settings, name, value if name != "ACME_RATE_LIMIT_MARGIN" else 1.0)
     with (
         pebble_run(workdir=tmp_path / "pebble", http_port=port) as pebble,
+        # Only so that Pebble's own lock bug cannot hang the run (tests/acme_fault_proxy.py,
+        # pebble_deadlock_guard): it injects no fault.
+        acme_fault_proxy_run(
+            upstream=pebble, workdir=tmp_path / "proxy", pebble_deadlock_guard=True
+        ) as proxy,
         redis_run(workdir=tmp_path / "redis") as redis,
     ):
-        settings.ACME_DIRECTORY_URL = pebble.directory_url
-        settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+        settings.ACME_DIRECTORY_URL = proxy.directory_url
+        settings.ACME_CA_BUNDLE = str(proxy.ca_bundle)
         env = {
             **worker_env(tmp_path=tmp_path, broker_url=redis.url, pebble=pebble, http_port=port),
+            "ACME_DIRECTORY_URL": proxy.directory_url,
+            "ACME_CA_BUNDLE": str(proxy.ca_bundle),
             "ACME_ORDER_TIMEOUT": "120",
             "CERTMGR_RENEW_INTERVAL": "1",
             **limits,
